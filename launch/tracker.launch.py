@@ -1,0 +1,87 @@
+"""Start seg2track_ros' tracker_node with a parameters file and topic remaps.
+
+    ros2 launch seg2track_ros tracker.launch.py \
+        image_topic:=/camera/image_raw detections_topic:=/yolo/detections
+
+model, checkpoint, device, mode and publish_overlay override the same parameters
+in params_file when given; left empty, params_file's values stand.
+"""
+
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
+
+PARAMETER_ARGUMENTS = {
+    "model": "SAM 2.1 size: tiny, small, base_plus or large",
+    "checkpoint": "checkpoint file; 'random' for random weights (tests and benchmarks only)",
+    "device": "auto, cpu, cuda or cuda:N",
+    "mode": "realtime (newest frame, drops older ones) or lockstep (every frame, in order)",
+    "publish_overlay": "true to publish the bgr8 overlay image",
+}
+BOOLEAN_PARAMETERS = {"publish_overlay"}
+
+
+def _parameter_overrides(context) -> dict:
+    overrides = {}
+    for name in PARAMETER_ARGUMENTS:
+        value = LaunchConfiguration(name).perform(context)
+        if value == "":
+            continue
+        if name in BOOLEAN_PARAMETERS:
+            if value.lower() not in ("true", "false"):
+                raise ValueError(f"launch argument {name} must be true or false, got '{value}'")
+            overrides[name] = value.lower() == "true"
+        else:
+            overrides[name] = value
+    return overrides
+
+
+def _tracker_node(context):
+    parameters = [LaunchConfiguration("params_file").perform(context)]
+    overrides = _parameter_overrides(context)
+    if overrides:
+        parameters.append(overrides)
+    return [
+        Node(
+            package="seg2track_ros",
+            executable="tracker_node",
+            name="tracker_node",
+            namespace=LaunchConfiguration("namespace"),
+            parameters=parameters,
+            remappings=[
+                ("image", LaunchConfiguration("image_topic")),
+                ("detections", LaunchConfiguration("detections_topic")),
+            ],
+            arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
+            output="screen",
+            emulate_tty=True,
+        )
+    ]
+
+
+def generate_launch_description():
+    default_params = PathJoinSubstitution(
+        [FindPackageShare("seg2track_ros"), "config", "tracker.yaml"]
+    )
+    arguments = [
+        DeclareLaunchArgument(
+            "params_file", default_value=default_params, description="tracker_node parameters"
+        ),
+        DeclareLaunchArgument(
+            "image_topic", default_value="image", description="sensor_msgs/Image input"
+        ),
+        DeclareLaunchArgument(
+            "detections_topic",
+            default_value="detections",
+            description="vision_msgs/Detection2DArray input",
+        ),
+        DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
+        DeclareLaunchArgument("log_level", default_value="info", description="logging level"),
+    ] + [
+        DeclareLaunchArgument(name, default_value="", description=f"{text} (empty: params_file)")
+        for name, text in PARAMETER_ARGUMENTS.items()
+    ]
+    return LaunchDescription([*arguments, OpaqueFunction(function=_tracker_node)])

@@ -1,0 +1,1 @@
+"""The ROS-free Seg2Track engine. Nothing below this package imports rclpy."""

@@ -1,0 +1,107 @@
+"""What the colcon install provides: the ament index, share files, interface hashes,
+colcon's view of the repository and a working `source env.sh`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from ament_index_python.packages import get_package_share_directory, get_packages_with_prefixes
+from conftest import REPO_ROOT
+
+# Type hashes of the real vision_msgs 4.1.1 built with the ROS 2 wheels (Jazzy and
+# Kilted alike). The fallback must generate exactly these to interoperate on the wire.
+VISION_MSGS_HASHES = {
+    "Detection2DArray": "RIHS01_214274120007f4a683866481336b70310268cfa107aebe9d594a6acf75bda968",
+    "Detection2D": "RIHS01_0d12b69df5c593b3455b7346fac8205437a7d4bcb09b9e0e0b2dde787ded38ea",
+}
+
+
+def _own_hash(share: Path, message: str, package: str) -> str:
+    description = json.loads((share / "msg" / f"{message}.json").read_text())
+    wanted = f"{package}/msg/{message}"
+    (entry,) = [h for h in description["type_hashes"] if h["type_name"] == wanted]
+    return entry["hash_string"]
+
+
+def test_ament_index_lists_our_packages():
+    packages = get_packages_with_prefixes()
+    for name in ("seg2track_ros", "seg2track_msgs", "vision_msgs"):
+        assert name in packages, f"{name} missing from the ament index"
+
+
+def test_launch_and_config_files_are_installed():
+    share = Path(get_package_share_directory("seg2track_ros"))
+    for folder, pattern in (("launch", "*.launch.py"), ("config", "*.yaml")):
+        source = sorted(p.name for p in (REPO_ROOT / folder).glob(pattern))
+        installed = sorted(p.name for p in (share / folder).glob(pattern))
+        assert source, f"no {folder} files in the repository"
+        assert installed == source
+    assert (share / "launch" / "tracker.launch.py").is_file()
+    assert (share / "config" / "tracker.yaml").is_file()
+    assert (share / "package.xml").is_file()
+
+
+@pytest.mark.parametrize("message", sorted(VISION_MSGS_HASHES))
+def test_vision_msgs_type_hashes_equal_the_real_package(message):
+    share = Path(get_package_share_directory("vision_msgs"))
+    assert _own_hash(share, message, "vision_msgs") == VISION_MSGS_HASHES[message]
+
+
+def test_seg2track_msgs_refer_to_the_vision_msgs_types():
+    share = Path(get_package_share_directory("seg2track_msgs"))
+    description = json.loads((share / "msg" / "TrackedObject.json").read_text())
+    referenced = {
+        d["type_name"] for d in description["type_description_msg"]["referenced_type_descriptions"]
+    }
+    assert "vision_msgs/msg/BoundingBox2D" in referenced
+    assert "seg2track_msgs/msg/RLEMask" in referenced
+    assert _own_hash(share, "TrackedObjectArray", "seg2track_msgs").startswith("RIHS01_")
+
+
+def test_colcon_finds_both_packages_with_the_readme_base_paths():
+    result = subprocess.run(
+        ["colcon", "list", "--names-only", "--base-paths", ".", "seg2track_msgs"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert sorted(result.stdout.split()) == ["seg2track_msgs", "seg2track_ros"]
+
+
+def _plain_shell(command: str) -> subprocess.CompletedProcess:
+    """Run a command in bash with a minimal environment (no venv, no ROS variables)."""
+    env = {
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "ROS_DOMAIN_ID": os.environ["ROS_DOMAIN_ID"],
+    }
+    return subprocess.run(
+        ["bash", "-c", command], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+
+
+def test_env_sh_gives_a_working_plain_shell():
+    result = _plain_shell(
+        "source env.sh && python -c 'import rclpy, seg2track_msgs.msg, vision_msgs.msg;"
+        " import seg2track_ros; print(seg2track_ros.__file__)'"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(REPO_ROOT / "seg2track_ros" / "__init__.py")
+
+
+def test_bootstrap_second_run_changes_nothing():
+    started = time.monotonic()
+    distro = (REPO_ROOT / ".venv" / ".seg2track" / "distro").read_text().strip()
+    result = _plain_shell(f"ROS_DISTRO={distro} bash scripts/bootstrap.sh")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    for step in ("creating .venv", "installing", "colcon build", "rewriting"):
+        assert step not in result.stdout, f"an up-to-date bootstrap repeated '{step}'"
+    assert "done" in result.stdout
+    print(f"bootstrap no-op run: {elapsed:.1f} s")
