@@ -102,7 +102,7 @@ if ! stamp_ok pip "$deps_hash"; then
     log "keeping the installed torch $("$PY" -c 'import torch; print(torch.__version__)')"
   else
     log "installing $TORCH_SPEC"
-    "${PIP[@]}" install "$TORCH_SPEC"
+    "${PIP[@]}" install "$TORCH_SPEC" "setuptools<80"  # colcon-core needs setuptools<80
   fi
   log "installing $SAM2_SPEC (no CUDA extension, no torchvision)"
   SAM2_BUILD_CUDA=0 "${PIP[@]}" install --no-build-isolation --no-deps "$SAM2_SPEC"
