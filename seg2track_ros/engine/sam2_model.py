@@ -1,0 +1,69 @@
+"""Construction of a SAM 2.1 model (SAM2Base) from the sam2 package's configs.
+
+The model is built with the same post-processing settings as sam2's own video
+predictor (dynamic multimask fallback for single-mask outputs, binarised masks in the
+memory of prompted frames), so our streaming segmenter keeps SAM 2's tracking
+semantics. sam2's hole filling needs its optional CUDA extension and is not used.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from seg2track_ros.engine.config import MODEL_SIZES, ConfigError
+
+_LOG = logging.getLogger(__name__)
+
+SAM2_CONFIGS = {
+    "tiny": "configs/sam2.1/sam2.1_hiera_t.yaml",
+    "small": "configs/sam2.1/sam2.1_hiera_s.yaml",
+    "base_plus": "configs/sam2.1/sam2.1_hiera_b+.yaml",
+    "large": "configs/sam2.1/sam2.1_hiera_l.yaml",
+}
+
+# The settings sam2's video predictor applies on top of the model configs.
+VIDEO_OVERRIDES = (
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
+    "++model.binarize_mask_from_pts_for_mem_enc=true",
+)
+
+
+def resolve_device(device: str) -> torch.device:
+    """torch.device for 'auto', 'cpu', 'cuda' or 'cuda:N'; a clear error when CUDA is missing."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device '{device}' requested but CUDA is not available")
+        index = resolved.index or 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device '{device}' requested but only"
+                f" {torch.cuda.device_count()} CUDA devices exist"
+            )
+    return resolved
+
+
+def build_sam2_model(model: str, image_size: int, device: torch.device) -> torch.nn.Module:
+    """A SAM2Base with random weights for `model` at `image_size`, in eval mode on `device`."""
+    if model not in MODEL_SIZES:
+        raise ConfigError(f"model must be one of {', '.join(MODEL_SIZES)}, got {model!r}")
+    # Imported here: hydra and sam2 are heavy and only needed when a model is built.
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    if not GlobalHydra.instance().is_initialized():
+        # sam2/__init__.py initialises hydra on the sam2 package; do it if someone reset it.
+        initialize_config_module("sam2", version_base="1.2")
+    overrides = [*VIDEO_OVERRIDES, f"++model.image_size={int(image_size)}"]
+    cfg = compose(config_name=SAM2_CONFIGS[model], overrides=overrides)
+    OmegaConf.resolve(cfg)
+    sam = instantiate(cfg.model, _recursive_=True)
+    return sam.to(device).eval()

@@ -1,0 +1,612 @@
+"""SAM 2 as an online, batched, memory-bounded segmenter.
+
+sam2's own video predictor needs the whole video up front, keeps every frame's image
+features and outputs, and runs objects one after another. This module drives the same
+model (SAM2Base and its modules) frame by frame:
+
+- each frame is encoded once; all objects share the features;
+- all objects are propagated together: one memory-attention call over the batch of
+  objects, one mask-decoder call, one memory-encoder call per frame. Objects whose memory
+  banks differ in size are padded to a common size and the padding is masked out of
+  the attention, so the batch never splits (the mask decoder runs once more on frames
+  with box prompts, because prompted and unprompted objects use different tokens);
+- per object only what attention can use is kept: the `num_maskmem - 1` most recent
+  frames' memories, at most `max_conditioning_frames` prompted frames (oldest dropped
+  first) and the object pointers of the last `max_object_pointers - 1` frames. Nothing
+  grows with the length of the stream.
+
+Semantics follow sam2's video predictor (SAM2VideoPredictor, sam2 1.1.0): memories are
+stored in bfloat16, prompted frames are conditioning frames whose memory encodes the
+binarised mask, tracked frames encode the sigmoid of the mask logits, and object
+pointers carry a temporal position relative to the current frame. A test checks our
+masks against the predictor's on the same clip. One deliberate difference: a
+re-prompted frame becomes a conditioning frame (the predictor's
+`add_all_frames_to_correct_as_cond=True` behaviour), so a re-prompt re-anchors the track.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from seg2track_ros.engine.segmenter import Segmenter, SegmentOutput
+from seg2track_ros.engine.types import InvalidInputError
+
+# sam2's normalisation of RGB images in [0, 1].
+_IMAGE_MEAN = (0.485, 0.456, 0.406)
+_IMAGE_STD = (0.229, 0.224, 0.225)
+# Logit magnitude that the sigmoid maps to exactly 0 or 1 in float32: turns the
+# binarisation of prompted frames into the same sigmoid path as tracked frames.
+_HARD_LOGIT = 1.0e4
+# sam2's placeholder logit for "object not present".
+_NO_OBJECT_LOGIT = -1024.0
+
+
+@dataclass
+class _MemoryEntry:
+    """One frame of one object's memory."""
+
+    frame_index: int
+    features: torch.Tensor | None  # (mem_dim, h, w) bfloat16; None once outside the window
+    pointer: torch.Tensor  # (hidden_dim,)
+
+
+@dataclass
+class _ObjectMemory:
+    conditioning: OrderedDict[int, _MemoryEntry] = field(default_factory=OrderedDict)
+    recent: deque[_MemoryEntry] = field(default_factory=deque)
+
+    def tensors(self) -> list[torch.Tensor]:
+        entries = [*self.conditioning.values(), *self.recent]
+        return [t for e in entries for t in (e.features, e.pointer) if t is not None]
+
+
+@dataclass
+class _FrameOutputs:
+    """Outputs of the current frame for a set of objects (batched tensors)."""
+
+    object_ids: list[int]
+    low_res_logits: torch.Tensor  # (K, 1, s, s) float32, s = image_size / 4
+    pointers: torch.Tensor  # (K, hidden_dim)
+    object_score_logits: torch.Tensor  # (K, 1)
+    mask_scores: torch.Tensor  # (K,)
+    prompted: bool
+
+
+class Sam2StreamSegmenter(Segmenter):
+    """Online SAM 2 segmenter over a SAM2Base model (see the module docstring)."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        max_conditioning_frames: int = 4,
+        max_object_pointers: int = 16,
+        bf16: bool = True,
+    ) -> None:
+        self.model = model
+        self.device = model.device
+        self.image_size = int(model.image_size)
+        self.num_maskmem = int(model.num_maskmem)
+        self.max_conditioning_frames = int(max_conditioning_frames)
+        self.max_object_pointers = int(max_object_pointers)
+        if self.num_maskmem < 1:
+            raise ValueError("SAM 2 models without memory (num_maskmem 0) are not supported")
+        # How many past frames an object keeps: memories for num_maskmem - 1, pointers
+        # for max_object_pointers - 1.
+        self._recent_frames = max(self.num_maskmem - 1, self.max_object_pointers - 1)
+        use_bf16 = bf16 and self.device.type == "cuda"
+        self._autocast = (
+            (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
+        )
+        mean = torch.tensor(_IMAGE_MEAN, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(_IMAGE_STD, device=self.device).view(1, 3, 1, 1)
+        self._mean, self._std = mean, std
+        self._objects: dict[int, _ObjectMemory] = {}
+        self._maskmem_pos_enc: torch.Tensor | None = None  # (1, mem_dim, h, w), shared
+        self._frame_index = -1
+        self._frame_size: tuple[int, int] | None = None
+        self._features: _FrameFeatures | None = None
+        self._outputs: dict[int, tuple[_FrameOutputs, int]] = {}
+
+    # ------------------------------------------------------------------ Segmenter API
+    @torch.inference_mode()
+    def start_frame(self, image: np.ndarray) -> None:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise InvalidInputError(
+                f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}"
+            )
+        height, width = image.shape[:2]
+        if height == 0 or width == 0:
+            raise InvalidInputError(f"empty image {image.shape}")
+        self._frame_index += 1
+        self._frame_size = (height, width)
+        self._outputs = {}
+        pixels = torch.from_numpy(np.ascontiguousarray(image)).to(self.device, non_blocking=True)
+        pixels = pixels.permute(2, 0, 1).unsqueeze(0).float() / 255.0
+        if (height, width) != (self.image_size, self.image_size):
+            pixels = F.interpolate(
+                pixels,
+                size=(self.image_size, self.image_size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
+        pixels = (pixels - self._mean) / self._std
+        with self._autocast():
+            backbone = self.model.forward_image(pixels)
+            _, feats, pos, sizes = self.model._prepare_backbone_features(backbone)
+        self._features = _FrameFeatures(feats, pos, sizes)
+
+    @torch.inference_mode()
+    def propagate(self) -> SegmentOutput:
+        features = self._require_frame()
+        ids = [i for i, memory in self._objects.items() if memory.conditioning]
+        if not ids:
+            return self._empty_output()
+        with self._autocast():
+            pix_feat = self._memory_conditioned_features(features, ids)
+            outputs = self._decode(features, ids, pix_feat, None, None, is_initial=False)
+        self._record(outputs)
+        return self._to_segment_output(outputs)
+
+    @torch.inference_mode()
+    def prompt(
+        self, object_ids: Sequence[int], boxes: np.ndarray, masks: np.ndarray | None = None
+    ) -> SegmentOutput:
+        features = self._require_frame()
+        ids = [int(i) for i in object_ids]
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        if len(ids) != len(boxes):
+            raise InvalidInputError(f"{len(ids)} object ids for {len(boxes)} boxes")
+        if len(set(ids)) != len(ids):
+            raise InvalidInputError("an object id appears twice in one prompt")
+        if not ids:
+            return self._empty_output()
+        new = [k for k, i in enumerate(ids) if not self._has_memory(i)]
+        known = [k for k, i in enumerate(ids) if self._has_memory(i)]
+        parts: list[_FrameOutputs] = []
+        with self._autocast():
+            if new:
+                new_ids = [ids[k] for k in new]
+                pix_feat = self._initial_features(features, len(new_ids))
+                parts.append(
+                    self._decode(features, new_ids, pix_feat, boxes[new], None, is_initial=True)
+                )
+            if known:
+                known_ids = [ids[k] for k in known]
+                pix_feat = self._memory_conditioned_features(features, known_ids)
+                # As in sam2's predictor, prompting a frame that already has an output
+                # for the object also feeds that output's logits as the mask prompt.
+                previous = self._previous_logits(known_ids)
+                parts.append(
+                    self._decode(
+                        features, known_ids, pix_feat, boxes[known], previous, is_initial=False
+                    )
+                )
+        for part in parts:
+            for object_id in part.object_ids:
+                self._objects.setdefault(object_id, _ObjectMemory())
+            self._record(part)
+        merged = _concat_outputs(parts) if len(parts) > 1 else parts[0]
+        order = [merged.object_ids.index(i) for i in ids]
+        return self._to_segment_output(_select(merged, order))
+
+    @torch.inference_mode()
+    def finish_frame(self, neutralise: Sequence[int] = ()) -> None:
+        features = self._require_frame()
+        if not self._outputs:
+            return
+        ids = list(self._outputs)
+        rows = [self._outputs[object_id] for object_id in ids]
+        logits = torch.cat([b.low_res_logits[r : r + 1] for b, r in rows])
+        scores = torch.cat([b.object_score_logits[r : r + 1] for b, r in rows])
+        pointers = torch.cat([b.pointers[r : r + 1] for b, r in rows])
+        prompted = torch.tensor([b.prompted for b, _ in rows], device=self.device)
+        high_res = F.interpolate(
+            logits, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False
+        )
+        # Prompted frames store the binarised mask (sam2's binarize_mask_from_pts_for_mem_enc);
+        # hard logits make the memory encoder's sigmoid exactly 0 or 1.
+        hard = torch.where(high_res > 0, _HARD_LOGIT, -_HARD_LOGIT)
+        high_res = torch.where(prompted.view(-1, 1, 1, 1), hard, high_res)
+        if neutralise:
+            # SAM2MOT: an occluded object's memory for this frame says "not visible", so
+            # it does not learn the occluder: empty mask, negative object score, and the
+            # model's no-object pointer.
+            hidden = torch.tensor([i in set(neutralise) for i in ids], device=self.device)
+            high_res = torch.where(hidden.view(-1, 1, 1, 1), -_HARD_LOGIT, high_res)
+            scores = torch.where(hidden.view(-1, 1), torch.full_like(scores, -10.0), scores)
+            if getattr(self.model, "no_obj_ptr", None) is not None:
+                no_pointer = self.model.no_obj_ptr.to(pointers.dtype).expand_as(pointers)
+                pointers = torch.where(hidden.view(-1, 1), no_pointer, pointers)
+        vision = [f.expand(-1, len(ids), -1) for f in features.vision_feats[-1:]]
+        with self._autocast():
+            memory_features, pos_enc = self.model._encode_new_memory(
+                current_vision_feats=vision,
+                feat_sizes=features.feat_sizes[-1:],
+                pred_masks_high_res=high_res,
+                object_score_logits=scores,
+                is_mask_from_pts=False,
+            )
+        if self._maskmem_pos_enc is None:
+            self._maskmem_pos_enc = pos_enc[-1][:1].clone()
+        memory_features = memory_features.to(torch.bfloat16)
+        for k, object_id in enumerate(ids):
+            entry = _MemoryEntry(self._frame_index, memory_features[k].clone(), pointers[k].clone())
+            self._store(object_id, entry, prompted=rows[k][0].prompted)
+        self._outputs = {}
+
+    def remove(self, object_ids: Sequence[int]) -> None:
+        for object_id in object_ids:
+            self._objects.pop(int(object_id), None)
+            self._outputs.pop(int(object_id), None)
+
+    def reset(self) -> None:
+        self._objects.clear()
+        self._outputs = {}
+
+    def memory_bytes(self) -> int:
+        tensors = [t for memory in self._objects.values() for t in memory.tensors()]
+        if self._maskmem_pos_enc is not None:
+            tensors.append(self._maskmem_pos_enc)
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    # ------------------------------------------------------------------ introspection
+    @property
+    def object_ids(self) -> list[int]:
+        return list(self._objects)
+
+    def memory_layout(self, object_id: int) -> dict[str, int]:
+        """How many conditioning frames, memory frames and pointers an object holds."""
+        memory = self._objects[object_id]
+        return {
+            "conditioning_frames": len(memory.conditioning),
+            "recent_frames": len(memory.recent),
+            "memory_features": sum(e.features is not None for e in memory.recent),
+            "pointers": len(memory.conditioning) + len(memory.recent),
+        }
+
+    def current_logits(self, object_ids: Sequence[int]) -> torch.Tensor:
+        """This frame's low-resolution mask logits (K, s, s) of the given objects, for
+        inspection and tests; only between propagate/prompt and finish_frame."""
+        rows = [self._outputs[int(i)] for i in object_ids]
+        return torch.cat([batch.low_res_logits[row : row + 1, 0] for batch, row in rows])
+
+    # ------------------------------------------------------------------ internals
+    def _require_frame(self) -> _FrameFeatures:
+        if self._features is None:
+            raise RuntimeError("start_frame() must be called before this")
+        return self._features
+
+    def _has_memory(self, object_id: int) -> bool:
+        memory = self._objects.get(object_id)
+        return memory is not None and bool(memory.conditioning)
+
+    def _empty_output(self) -> SegmentOutput:
+        height, width = self._frame_size or (0, 0)
+        return SegmentOutput.empty(height, width, self.device)
+
+    def _initial_features(self, features: _FrameFeatures, batch: int) -> torch.Tensor:
+        """Memory-free features for objects prompted for the first time."""
+        vision = [f.expand(-1, batch, -1) for f in features.vision_feats[-1:]]
+        pos = [p.expand(-1, batch, -1) for p in features.vision_pos[-1:]]
+        return self.model._prepare_memory_conditioned_features(
+            frame_idx=self._frame_index,
+            is_init_cond_frame=True,
+            current_vision_feats=vision,
+            current_vision_pos_embeds=pos,
+            feat_sizes=features.feat_sizes[-1:],
+            output_dict=None,
+            num_frames=None,
+        )
+
+    def _memory_conditioned_features(
+        self, features: _FrameFeatures, object_ids: list[int]
+    ) -> torch.Tensor:
+        """Batched memory attention for objects with memory; returns (K, C, h, w)."""
+        model = self.model
+        batch = len(object_ids)
+        hidden_dim, mem_dim = model.hidden_dim, model.mem_dim
+        height, width = features.feat_sizes[-1]
+        tokens_per_frame = height * width
+        tokens_per_pointer = hidden_dim // mem_dim if mem_dim < hidden_dim else 1
+        frames_per_object, pointers_per_object = [], []
+        for object_id in object_ids:
+            frames, pointers = self._attention_inputs(self._objects[object_id])
+            frames_per_object.append(frames)
+            pointers_per_object.append(pointers)
+        max_frames = max(len(f) for f in frames_per_object)
+        max_pointers = max(len(p) for p in pointers_per_object)
+        device = self.device
+        pos_enc = self._maskmem_pos_enc.flatten(2).permute(2, 0, 1)  # (hw, 1, mem_dim)
+
+        # Memory frames: (F*hw, K, mem_dim) features and position encodings, zero-padded.
+        frame_feats = torch.zeros(
+            max_frames, batch, mem_dim, height, width, device=device, dtype=torch.bfloat16
+        )
+        frame_tpos = torch.zeros(max_frames, batch, dtype=torch.long, device="cpu")
+        frame_valid = torch.zeros(batch, max_frames, dtype=torch.bool, device="cpu")
+        stacked, where = [], []
+        for b, frames in enumerate(frames_per_object):
+            for f, (tpos_index, tensor) in enumerate(frames):
+                stacked.append(tensor)
+                where.append((f, b))
+                frame_tpos[f, b] = tpos_index
+                frame_valid[b, f] = True
+        f_index = torch.tensor([w[0] for w in where], device=device)
+        b_index = torch.tensor([w[1] for w in where], device=device)
+        frame_feats[f_index, b_index] = torch.stack(stacked)
+        memory = frame_feats.flatten(3).permute(0, 3, 1, 2).reshape(-1, batch, mem_dim)
+        tpos = model.maskmem_tpos_enc[frame_tpos.to(device)]  # (F, K, 1, 1, mem_dim)
+        memory_pos = pos_enc.unsqueeze(0) + tpos.view(max_frames, 1, batch, mem_dim)
+        memory_pos = memory_pos.reshape(max_frames * tokens_per_frame, batch, mem_dim)
+        memory = memory.to(memory_pos.dtype)
+
+        # Object pointers: (P*tokens_per_pointer, K, mem_dim) with temporal positions.
+        pointer_tokens = 0
+        pointer_valid = torch.zeros(batch, max_pointers, dtype=torch.bool, device="cpu")
+        if model.use_obj_ptrs_in_encoder and max_pointers > 0:
+            pointers = torch.zeros(max_pointers, batch, hidden_dim, device=device)
+            distances = torch.zeros(max_pointers, batch, device="cpu")
+            stacked, where = [], []
+            for b, object_pointers in enumerate(pointers_per_object):
+                for p, (distance, tensor) in enumerate(object_pointers):
+                    stacked.append(tensor)
+                    where.append((p, b))
+                    distances[p, b] = distance
+                    pointer_valid[b, p] = True
+            p_index = torch.tensor([w[0] for w in where], device=device)
+            b_index = torch.tensor([w[1] for w in where], device=device)
+            pointers[p_index, b_index] = torch.stack(stacked).to(pointers.dtype)
+            if model.add_tpos_enc_to_obj_ptrs:
+                from sam2.modeling.sam2_utils import get_1d_sine_pe
+
+                t_diff_max = self.max_object_pointers - 1
+                tpos_dim = hidden_dim if model.proj_tpos_enc_in_obj_ptrs else mem_dim
+                pointer_pos = get_1d_sine_pe(distances.to(device) / t_diff_max, dim=tpos_dim)
+                pointer_pos = model.obj_ptr_tpos_proj(pointer_pos)  # (P, K, mem_dim)
+            else:
+                pointer_pos = pointers.new_zeros(max_pointers, batch, mem_dim)
+            if mem_dim < hidden_dim:
+                pointers = pointers.reshape(max_pointers, batch, tokens_per_pointer, mem_dim)
+                pointers = pointers.permute(0, 2, 1, 3).flatten(0, 1)
+                pointer_pos = pointer_pos.repeat_interleave(tokens_per_pointer, dim=0)
+            pointer_tokens = pointers.shape[0]
+            memory = torch.cat([memory, pointers.to(memory.dtype)], dim=0)
+            memory_pos = torch.cat([memory_pos, pointer_pos.to(memory_pos.dtype)], dim=0)
+
+        # Keys to attend to: all real tokens; padding masked out. None when no padding.
+        valid = torch.cat(
+            [
+                frame_valid.repeat_interleave(tokens_per_frame, dim=1),
+                pointer_valid.repeat_interleave(tokens_per_pointer, dim=1)[:, :pointer_tokens],
+            ],
+            dim=1,
+        )
+        key_mask = None if bool(valid.all()) else valid.to(device)
+        vision = [f.expand(-1, batch, -1) for f in features.vision_feats[-1:]]
+        vision_pos = [p.expand(-1, batch, -1) for p in features.vision_pos[-1:]]
+        attended = _masked_memory_attention(
+            model.memory_attention,
+            curr=vision[0],
+            curr_pos=vision_pos[0],
+            memory=memory,
+            memory_pos=memory_pos,
+            num_obj_ptr_tokens=pointer_tokens,
+            key_mask=key_mask,
+        )
+        return attended.permute(1, 2, 0).reshape(batch, hidden_dim, height, width)
+
+    def _attention_inputs(
+        self, memory: _ObjectMemory
+    ) -> tuple[list[tuple[int, torch.Tensor]], list[tuple[int, torch.Tensor]]]:
+        """(temporal-position index, features) per memory frame and (distance, pointer)
+        per object pointer, in sam2's order: conditioning frames, then oldest to newest."""
+        now = self._frame_index
+        cond_index = self.num_maskmem - 1  # sam2's t_pos 0
+        frames = [(cond_index, e.features) for e in memory.conditioning.values()]
+        pointers = [(abs(now - e.frame_index), e.pointer) for e in memory.conditioning.values()]
+        for entry in memory.recent:
+            distance = now - entry.frame_index
+            if entry.features is not None and 1 <= distance < self.num_maskmem:
+                frames.append((distance - 1, entry.features))
+        for entry in reversed(memory.recent):
+            distance = now - entry.frame_index
+            if 1 <= distance < self.max_object_pointers:
+                pointers.append((distance, entry.pointer))
+        return frames, pointers
+
+    def _previous_logits(self, object_ids: list[int]) -> torch.Tensor | None:
+        rows = []
+        for object_id in object_ids:
+            current = self._outputs.get(object_id)
+            if current is None:
+                return None
+            batch, row = current
+            rows.append(batch.low_res_logits[row : row + 1])
+        return torch.clamp(torch.cat(rows), -32.0, 32.0)
+
+    def _decode(
+        self,
+        features: _FrameFeatures,
+        object_ids: list[int],
+        pix_feat: torch.Tensor,
+        boxes: np.ndarray | None,
+        mask_inputs: torch.Tensor | None,
+        *,
+        is_initial: bool,
+    ) -> _FrameOutputs:
+        """SAM 2's prompt encoder and mask decoder for a batch of objects."""
+        model = self.model
+        batch = len(object_ids)
+        high_res = None
+        if len(features.vision_feats) > 1:
+            high_res = [
+                x.permute(1, 2, 0).view(1, x.size(2), *size).expand(batch, -1, -1, -1)
+                for x, size in zip(
+                    features.vision_feats[:-1], features.feat_sizes[:-1], strict=True
+                )
+            ]
+        point_inputs = None
+        if boxes is not None:
+            height, width = self._frame_size
+            scale = np.array([self.image_size / width, self.image_size / height] * 2, np.float32)
+            coords = torch.from_numpy(boxes * scale).to(self.device).view(batch, 2, 2)
+            labels = torch.tensor([[2, 3]], dtype=torch.int32, device=self.device).expand(batch, 2)
+            point_inputs = {"point_coords": coords, "point_labels": labels}
+        multimask = model._use_multimask(is_initial, point_inputs)
+        (_, _, ious, low_res, _, pointers, object_scores) = model._forward_sam_heads(
+            backbone_features=pix_feat,
+            point_inputs=point_inputs,
+            mask_inputs=mask_inputs,
+            high_res_features=high_res,
+            multimask_output=multimask,
+        )
+        mask_scores = ious.max(dim=-1).values if multimask else ious[:, 0]
+        return _FrameOutputs(
+            object_ids=list(object_ids),
+            low_res_logits=low_res.float(),
+            pointers=pointers,
+            object_score_logits=object_scores.float(),
+            mask_scores=mask_scores.float(),
+            prompted=boxes is not None,
+        )
+
+    def _record(self, outputs: _FrameOutputs) -> None:
+        for row, object_id in enumerate(outputs.object_ids):
+            self._outputs[object_id] = (outputs, row)
+
+    def _to_segment_output(self, outputs: _FrameOutputs) -> SegmentOutput:
+        height, width = self._frame_size
+        logits = F.interpolate(
+            outputs.low_res_logits, size=(height, width), mode="bilinear", align_corners=False
+        )
+        return SegmentOutput(
+            object_ids=list(outputs.object_ids),
+            masks=logits[:, 0] > 0,
+            mask_scores=outputs.mask_scores.clamp(0.0, 1.0),
+            object_score_logits=outputs.object_score_logits[:, 0],
+        )
+
+    def _store(self, object_id: int, entry: _MemoryEntry, prompted: bool) -> None:
+        memory = self._objects.setdefault(object_id, _ObjectMemory())
+        if prompted:
+            memory.conditioning[entry.frame_index] = entry
+            while len(memory.conditioning) > self.max_conditioning_frames:
+                memory.conditioning.popitem(last=False)
+        else:
+            memory.recent.append(entry)
+        # Drop what attention can no longer reach.
+        oldest_useful = self._frame_index - self._recent_frames + 1
+        while memory.recent and memory.recent[0].frame_index < oldest_useful:
+            memory.recent.popleft()
+        for old in memory.recent:
+            if (
+                old.features is not None
+                and self._frame_index - old.frame_index >= self.num_maskmem - 1
+            ):
+                old.features = None
+
+
+@dataclass
+class _FrameFeatures:
+    vision_feats: list[torch.Tensor]  # per level (h*w, 1, C)
+    vision_pos: list[torch.Tensor]
+    feat_sizes: list[tuple[int, int]]
+
+
+def _select(outputs: _FrameOutputs, order: list[int]) -> _FrameOutputs:
+    index = torch.tensor(order, device=outputs.low_res_logits.device)
+    return _FrameOutputs(
+        object_ids=[outputs.object_ids[i] for i in order],
+        low_res_logits=outputs.low_res_logits[index],
+        pointers=outputs.pointers[index],
+        object_score_logits=outputs.object_score_logits[index],
+        mask_scores=outputs.mask_scores[index],
+        prompted=outputs.prompted,
+    )
+
+
+def _concat_outputs(parts: list[_FrameOutputs]) -> _FrameOutputs:
+    return _FrameOutputs(
+        object_ids=[i for p in parts for i in p.object_ids],
+        low_res_logits=torch.cat([p.low_res_logits for p in parts]),
+        pointers=torch.cat([p.pointers for p in parts]),
+        object_score_logits=torch.cat([p.object_score_logits for p in parts]),
+        mask_scores=torch.cat([p.mask_scores for p in parts]),
+        prompted=all(p.prompted for p in parts),
+    )
+
+
+def _masked_memory_attention(
+    attention: torch.nn.Module,
+    curr: torch.Tensor,
+    curr_pos: torch.Tensor,
+    memory: torch.Tensor,
+    memory_pos: torch.Tensor,
+    num_obj_ptr_tokens: int,
+    key_mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """sam2's MemoryAttention forward with a key-padding mask in the cross-attention.
+
+    Inputs are sequence-first (L, B, C) as in sam2; key_mask is (B, L_memory) bool, True
+    for real memory tokens, or None when nothing is padded. Returns (L, B, C).
+    """
+    output = curr
+    if attention.pos_enc_at_input and curr_pos is not None:
+        output = output + 0.1 * curr_pos
+    if attention.batch_first:
+        output, curr_pos = output.transpose(0, 1), curr_pos.transpose(0, 1)
+        memory, memory_pos = memory.transpose(0, 1), memory_pos.transpose(0, 1)
+    attn_mask = None if key_mask is None else key_mask[:, None, None, :]
+    for layer in attention.layers:
+        output = layer._forward_sa(output, curr_pos)
+        normed = layer.norm2(output)
+        query = normed + curr_pos if layer.pos_enc_at_cross_attn_queries else normed
+        keys = memory + memory_pos if layer.pos_enc_at_cross_attn_keys else memory
+        attended = _rope_cross_attention(
+            layer.cross_attn_image, query, keys, memory, num_obj_ptr_tokens, attn_mask
+        )
+        output = output + layer.dropout2(attended)
+        normed = layer.norm3(output)
+        output = output + layer.dropout3(
+            layer.linear2(layer.dropout(layer.activation(layer.linear1(normed))))
+        )
+    output = attention.norm(output)
+    if attention.batch_first:
+        output = output.transpose(0, 1)
+    return output
+
+
+def _rope_cross_attention(
+    attn: torch.nn.Module,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    num_k_exclude_rope: int,
+    attn_mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """sam2's RoPEAttention forward, plus an attention mask for padded keys."""
+    from sam2.modeling.position_encoding import apply_rotary_enc
+
+    q = attn._separate_heads(attn.q_proj(q), attn.num_heads)
+    k = attn._separate_heads(attn.k_proj(k), attn.num_heads)
+    v = attn._separate_heads(attn.v_proj(v), attn.num_heads)
+    side = math.sqrt(q.shape[-2])
+    if attn.freqs_cis.shape[0] != q.shape[-2] or attn.freqs_cis.device != q.device:
+        attn.freqs_cis = attn.compute_cis(end_x=side, end_y=side).to(q.device)
+    num_k_rope = k.size(-2) - num_k_exclude_rope
+    q, k_rope = apply_rotary_enc(
+        q, k[:, :, :num_k_rope], freqs_cis=attn.freqs_cis, repeat_freqs_k=attn.rope_k_repeat
+    )
+    k = torch.cat([k_rope, k[:, :, num_k_rope:]], dim=2)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+    return attn.out_proj(attn._recombine_heads(out))

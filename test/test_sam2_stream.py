@@ -1,0 +1,221 @@
+"""The SAM 2 streaming segmenter with random weights on the CPU: SAM 2's semantics kept
+(against sam2's own video predictor), batching exact, memory bounded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sam2.build_sam import build_sam2_video_predictor
+
+from seg2track_ros.engine.sam2_model import build_sam2_model
+from seg2track_ros.engine.sam2_stream import Sam2StreamSegmenter
+from seg2track_ros.engine.types import InvalidInputError
+
+
+def _scene(size: int, frames: int, objects: int, seed: int = 0) -> list[np.ndarray]:
+    """Frames with `objects` coloured rectangles moving right over a noisy background."""
+    rng = np.random.default_rng(seed)
+    clip = []
+    for t in range(frames):
+        image = np.full((size, size, 3), 40, np.uint8)
+        for k in range(objects):
+            x, y = (20 + 40 * k + 3 * t) * size // 256, (30 + 35 * k) * size // 256
+            image[y : y + 30 * size // 256, x : x + 25 * size // 256] = (
+                50 * k % 255,
+                200 - 30 * k,
+                100 + 25 * k,
+            )
+        clip.append((image + rng.integers(0, 20, image.shape)).astype(np.uint8))
+    return clip
+
+
+def _boxes(size: int, objects: int) -> np.ndarray:
+    scale = size / 256
+    return np.array(
+        [[(18 + 40 * k), (28 + 35 * k), (47 + 40 * k), (62 + 35 * k)] for k in range(objects)],
+        np.float32,
+    ) * np.float32(scale)
+
+
+@pytest.fixture(scope="module")
+def tiny128():
+    torch.manual_seed(0)
+    return build_sam2_model("tiny", 128, torch.device("cpu"))
+
+
+def test_masks_equal_sam2_video_predictor(tmp_path):
+    """12 frames, 5 objects prompted on frame 0: our masks are the predictor's."""
+    size, objects = 256, 5
+    torch.manual_seed(0)
+    predictor = build_sam2_video_predictor(
+        "configs/sam2.1/sam2.1_hiera_t.yaml",
+        ckpt_path=None,
+        device="cpu",
+        hydra_overrides_extra=[f"++model.image_size={size}"],
+    )
+    predictor.fill_hole_area = 0  # needs sam2's CUDA extension; we do not use it either
+    for t, image in enumerate(_scene(size, 12, objects)):
+        Image.fromarray(image).save(tmp_path / f"{t:05d}.jpg", quality=95)
+    # Both read the same decoded JPEG pixels.
+    frames = [np.array(Image.open(tmp_path / f"{t:05d}.jpg").convert("RGB")) for t in range(12)]
+    boxes = _boxes(size, objects)
+
+    state = predictor.init_state(video_path=str(tmp_path))
+    for k in range(objects):
+        predictor.add_new_points_or_box(state, frame_idx=0, obj_id=k + 1, box=boxes[k])
+    reference = {f: logits[:, 0] for f, _, logits in predictor.propagate_in_video(state)}
+
+    # max_object_pointers = min(video length, 16), as the predictor uses for a 12-frame video
+    ours = Sam2StreamSegmenter(predictor, max_object_pointers=12)
+    ids = list(range(1, objects + 1))
+    visible_frames = 0
+    for f, image in enumerate(frames):
+        ours.start_frame(image)
+        out = ours.propagate()
+        if f == 0:
+            assert len(out) == 0
+            out = ours.prompt(ids, boxes)
+        ours.finish_frame()
+        assert out.object_ids == ids
+        ref_logits = reference[f]
+        differ = out.masks != (ref_logits > 0)
+        # Pixels may only differ where the reference logit is within float noise of 0.
+        assert bool((ref_logits[differ].abs() < 1e-2).all()), f"frame {f}"
+        assert int(differ.sum()) <= 10, f"frame {f}: {int(differ.sum())} pixels differ"
+        visible_frames += int((out.object_score_logits > 0).all())
+        assert out.masks.any(dim=(1, 2)).all(), "comparison would be vacuous on empty masks"
+    assert visible_frames == 12
+
+
+def test_batched_propagation_equals_each_object_alone(tiny128):
+    """Objects added at different frames (unequal memory banks, padded attention),
+    a re-prompt and a removal: the batch gives each object's solo result."""
+    size, objects = 128, 5
+    frames = _scene(size, 10, objects, seed=1)
+    boxes = _boxes(size, objects)
+    # frame -> (ids to prompt); object 2 is re-prompted on frame 6; object 3 removed on 8
+    prompts = {0: [1, 2, 3], 3: [4, 5], 6: [2]}
+    removed_at = {3: 8}
+
+    def run(object_ids):
+        segmenter = Sam2StreamSegmenter(tiny128)
+        results = {}
+        for f, image in enumerate(frames):
+            segmenter.start_frame(image)
+            gone = [i for i in object_ids if removed_at.get(i, 99) <= f]
+            segmenter.remove(gone)
+            propagated = segmenter.propagate()
+            wanted = [i for i in prompts.get(f, []) if i in object_ids and i not in gone]
+            prompted = segmenter.prompt(wanted, boxes[[i - 1 for i in wanted]])
+            for out in (propagated, prompted):
+                if not out.object_ids:
+                    continue
+                logits = segmenter.current_logits(out.object_ids)
+                for k, object_id in enumerate(out.object_ids):
+                    results[(f, object_id)] = (
+                        logits[k],
+                        float(out.mask_scores[k]),
+                        float(out.object_score_logits[k]),
+                    )
+            segmenter.finish_frame()
+        return results
+
+    batched = run([1, 2, 3, 4, 5])
+    alone = {}
+    for object_id in range(1, objects + 1):
+        alone.update(run([object_id]))
+    assert batched.keys() == alone.keys()
+    assert (9, 3) not in batched and (7, 3) in batched
+    for key, (logits, score, logit) in batched.items():
+        solo_logits, solo_score, solo_logit = alone[key]
+        torch.testing.assert_close(logits, solo_logits, atol=2e-3, rtol=1e-3, msg=str(key))
+        assert score == pytest.approx(solo_score, abs=1e-4), key
+        assert logit == pytest.approx(solo_logit, abs=1e-3), key
+
+
+def test_memory_stays_bounded():
+    """300 frames, 5 objects: per-object memory within the bounds, total bytes constant."""
+    torch.manual_seed(0)
+    model = build_sam2_model("tiny", 64, torch.device("cpu"))
+    segmenter = Sam2StreamSegmenter(model, max_conditioning_frames=3, max_object_pointers=16)
+    image = np.random.default_rng(2).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    boxes = np.array([[2 + 8 * k, 2 + 8 * k, 20 + 8 * k, 24 + 8 * k] for k in range(5)], np.float32)
+    ids = [1, 2, 3, 4, 5]
+    bytes_at = {}
+    for f in range(300):
+        segmenter.start_frame(image)
+        segmenter.propagate()
+        if f in (0, 5, 10, 15, 20):  # 5 prompts per object; only the last 3 may stay
+            segmenter.prompt(ids, boxes)
+        segmenter.finish_frame()
+        if f + 1 in (50, 300):
+            bytes_at[f + 1] = segmenter.memory_bytes()
+    for object_id in ids:
+        layout = segmenter.memory_layout(object_id)
+        assert layout["conditioning_frames"] == 3
+        assert layout["memory_features"] == model.num_maskmem - 1
+        assert layout["recent_frames"] == 15
+        memory = segmenter._objects[object_id]
+        assert list(memory.conditioning) == [10, 15, 20]  # the oldest were dropped first
+    assert bytes_at[50] == bytes_at[300] > 0
+
+
+def test_objects_added_and_removed_midstream(tiny128):
+    frames = _scene(128, 8, 3, seed=3)
+    boxes = _boxes(128, 3)
+    segmenter = Sam2StreamSegmenter(tiny128)
+    sizes = []
+    for f, image in enumerate(frames):
+        segmenter.start_frame(image)
+        out = segmenter.propagate()
+        if f == 0:
+            out = segmenter.prompt([7], boxes[:1])
+            assert out.object_ids == [7] and out.masks.shape == (1, 128, 128)
+        if f == 2:
+            assert out.object_ids == [7]
+            new = segmenter.prompt([9, 8], boxes[[2, 1]])
+            assert new.object_ids == [9, 8]  # output on the frame they are prompted
+        if f == 3:
+            assert sorted(out.object_ids) == [7, 8, 9]
+        segmenter.finish_frame()
+        if f == 4:
+            before = segmenter.memory_bytes()
+            segmenter.remove([8])
+            assert segmenter.memory_bytes() < before
+            assert sorted(segmenter.object_ids) == [7, 9]
+        sizes.append(segmenter.memory_bytes())
+    segmenter.start_frame(frames[0])
+    assert sorted(segmenter.propagate().object_ids) == [7, 9]
+    segmenter.reset()
+    assert segmenter.object_ids == [] and len(segmenter.propagate()) == 0
+
+
+def test_neutralised_memory_forgets_the_frame(tiny128):
+    frames = _scene(128, 3, 2, seed=4)
+    segmenter = Sam2StreamSegmenter(tiny128)
+    segmenter.start_frame(frames[0])
+    segmenter.prompt([1, 2], _boxes(128, 2))
+    segmenter.finish_frame()
+    segmenter.start_frame(frames[1])
+    segmenter.propagate()
+    segmenter.finish_frame(neutralise=[2])
+    kept, hidden = segmenter._objects[1].recent[-1], segmenter._objects[2].recent[-1]
+    torch.testing.assert_close(hidden.pointer, tiny128.no_obj_ptr[0].to(hidden.pointer.dtype))
+    assert not torch.equal(kept.pointer, hidden.pointer)
+
+
+def test_original_resolution_and_bad_input(tiny128):
+    segmenter = Sam2StreamSegmenter(tiny128)
+    image = np.random.default_rng(5).integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    segmenter.start_frame(image)
+    out = segmenter.prompt([1], np.array([[10, 10, 60, 50]], np.float32))
+    assert out.masks.shape == (1, 90, 160) and out.masks.dtype == torch.bool
+    assert 0.0 <= float(out.mask_scores[0]) <= 1.0
+    with pytest.raises(InvalidInputError):
+        segmenter.prompt([2, 3], np.zeros((1, 4), np.float32))
+    with pytest.raises(InvalidInputError):
+        segmenter.start_frame(np.zeros((10, 10), np.uint8))
+    with pytest.raises(InvalidInputError):
+        segmenter.start_frame(np.zeros((0, 10, 3), np.uint8))
