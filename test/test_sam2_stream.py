@@ -219,3 +219,36 @@ def test_original_resolution_and_bad_input(tiny128):
         segmenter.start_frame(np.zeros((10, 10), np.uint8))
     with pytest.raises(InvalidInputError):
         segmenter.start_frame(np.zeros((0, 10, 3), np.uint8))
+
+
+def test_build_segmenter_from_config(tmp_path, caplog):
+    from seg2track_ros.engine.checkpoints import CheckpointNotFoundError
+    from seg2track_ros.engine.config import SegmenterConfig
+    from seg2track_ros.engine.sam2_model import build_segmenter
+
+    with caplog.at_level("WARNING"):
+        segmenter = build_segmenter(
+            SegmenterConfig(model="tiny", checkpoint="random", device="cpu", image_size=64)
+        )
+    assert "RANDOM WEIGHTS" in caplog.text
+    assert segmenter.image_size == 64 and segmenter.device.type == "cpu"
+    # a checkpoint the test saves loads and gives the same outputs
+    path = tmp_path / "tiny.pt"
+    torch.save({"model": segmenter.model.state_dict()}, path)
+    loaded = build_segmenter(
+        SegmenterConfig(model="tiny", checkpoint=str(path), device="cpu", image_size=64)
+    )
+    image = np.random.default_rng(6).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    box = np.array([[5, 5, 40, 50]], np.float32)
+    results = []
+    for s in (segmenter, loaded):
+        s.start_frame(image)
+        s.prompt([1], box)
+        results.append(s.current_logits([1]))
+    torch.testing.assert_close(results[0], results[1])
+    with pytest.raises(
+        CheckpointNotFoundError, match="seg2track download-checkpoints --model tiny"
+    ):
+        build_segmenter(
+            SegmenterConfig(model="tiny", checkpoint=str(tmp_path / "no.pt"), device="cpu")
+        )

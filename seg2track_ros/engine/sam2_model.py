@@ -12,7 +12,7 @@ import logging
 
 import torch
 
-from seg2track_ros.engine.config import MODEL_SIZES, ConfigError
+from seg2track_ros.engine.config import MODEL_SIZES, ConfigError, SegmenterConfig
 
 _LOG = logging.getLogger(__name__)
 
@@ -67,3 +67,50 @@ def build_sam2_model(model: str, image_size: int, device: torch.device) -> torch
     OmegaConf.resolve(cfg)
     sam = instantiate(cfg.model, _recursive_=True)
     return sam.to(device).eval()
+
+
+RANDOM_WEIGHTS_WARNING = (
+    "checkpoint 'random': SAM 2 runs with RANDOM WEIGHTS. Masks, scores and tracks are "
+    "meaningless; use this for tests and speed/memory benchmarks only. Get real weights "
+    "with: seg2track download-checkpoints --model {model}"
+)
+
+
+def build_segmenter(config: SegmenterConfig):
+    """The SAM 2 streaming segmenter described by `config`, with its weights loaded.
+
+    Raises ConfigError for invalid settings and checkpoints.CheckpointError (with the
+    download command where a file is missing) for checkpoint problems.
+    """
+    from seg2track_ros.engine.checkpoints import (
+        CheckpointNotFoundError,
+        load_checkpoint,
+        resolve_checkpoint,
+    )
+    from seg2track_ros.engine.sam2_stream import Sam2StreamSegmenter
+
+    config.validate()
+    device = resolve_device(config.device)
+    path = resolve_checkpoint(config.model, config.checkpoint)
+    if path is not None and not path.is_file():
+        # Before building the model: a missing file should fail fast.
+        raise CheckpointNotFoundError(path, config.model)
+    model = build_sam2_model(config.model, config.image_size, torch.device("cpu"))
+    if path is None:
+        _LOG.warning(RANDOM_WEIGHTS_WARNING.format(model=config.model))
+    else:
+        load_checkpoint(model, path, config.model)
+        _LOG.info("loaded SAM 2.1 %s weights from %s", config.model, path)
+    model = model.to(device).eval()
+    if config.compile:
+        # The image encoder dominates a frame with few objects; compiling it is what
+        # sam2's own VOS-optimised predictor does.
+        model.image_encoder.forward = torch.compile(
+            model.image_encoder.forward, mode="max-autotune", fullgraph=True, dynamic=False
+        )
+    return Sam2StreamSegmenter(
+        model,
+        max_conditioning_frames=config.max_conditioning_frames,
+        max_object_pointers=config.max_object_pointers,
+        bf16=config.bf16,
+    )
