@@ -134,6 +134,9 @@ has_vision_msgs() {
   done
   return 1
 }
+# A plain (copying) install: env.sh puts the source tree first on PYTHONPATH, so Python
+# edits take effect without a rebuild, while the installed egg-info provides the
+# console-script entry points.
 base_paths=("$ROOT" "$ROOT/seg2track_msgs")
 if has_vision_msgs; then
   log "vision_msgs found: using it (the fallback is not built)"
@@ -156,7 +159,7 @@ if ! stamp_ok colcon "$build_hash" || [[ ! -d "$ROOT/install/seg2track_msgs" ]];
     "$VENV/bin/colcon" --log-base "$ROOT/log" build \
       --base-paths "${base_paths[@]}" \
       --build-base "$ROOT/build" --install-base "$ROOT/install" \
-      --symlink-install --event-handlers console_direct- summary+ \
+      --event-handlers console_direct- summary+ \
       --cmake-args -DPython3_EXECUTABLE="$PY" -DBUILD_TESTING=OFF
   ) || die "colcon build failed; the per-package logs are under log/latest_build/"
   stamp_set colcon "$build_hash"

@@ -66,6 +66,9 @@ class TrackerConfig:
     iou_weight: float = 1.0
     centroid_weight: float = 0.5
     confidence_weight: float = 0.5
+    # Seg2Track-SAM2 matches a detection to any track; by default we only match equal
+    # class ids, so a pedestrian detection never feeds (or re-prompts) a car track.
+    match_across_classes: bool = False
 
     # --- track quality and removal (Seg2Track-SAM2, SAM2MOT) -------------------------
     # A frame is weak when the mask's predicted IoU is below removal_quality or the
@@ -92,13 +95,16 @@ class TrackerConfig:
     # p_D = detection_probability * sigmoid(object-score logit) and, for an associated
     # detection of score s, likelihood ratio l = s / (1 - s):
     #   r <- (1 - p_D + p_D * l) r / (1 - p_D r + p_D l r)   (l = 0 when unmatched)
+    # detection_probability 0.5: each frame a visible track goes undetected roughly halves
+    # its existence odds, so a confirmed track survives about a dozen missed detections
+    # (SAM 2 keeps tracking it), while an unconfirmed false positive is gone in ~6 frames.
     birth_existence: float = 0.5
     survival_probability: float = 0.99
-    detection_probability: float = 0.9
+    detection_probability: float = 0.5
     # TENTATIVE until existence reaches confirm_existence (then CONFIRMED for good);
     # a track whose existence falls below min_existence is removed as a ghost.
     confirm_existence: float = 0.8
-    min_existence: float = 0.05
+    min_existence: float = 0.02
 
     # --- limits ----------------------------------------------------------------------
     # At most this many tracks at once; detections that would start more are ignored.
@@ -132,6 +138,10 @@ class TrackerConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not isinstance(self.match_across_classes, bool):
+            raise ConfigError(
+                f"match_across_classes must be true or false, got {self.match_across_classes!r}"
+            )
         if self.iou_weight + self.centroid_weight == 0:
             raise ConfigError("iou_weight and centroid_weight cannot both be 0")
         for name in ("max_weak_frames", "occlusion_history", "max_tracks"):

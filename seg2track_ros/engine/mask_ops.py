@@ -1,0 +1,298 @@
+"""Batched mask geometry on the segmenter's device, and the host copies the tracker makes.
+
+Everything here works on stacked masks (K, H, W) at once: no Python loop over objects
+does tensor work (integral images are built for chunks of many objects at a time, only to
+bound their memory), and nothing reads a single value back to the host. The tracker copies
+device results to the host only through ``to_host`` (tests count those calls):
+
+- once per frame, ``association_geometry`` packs every small matrix the host logic needs
+  (the propagated scores and logits, mask areas, centroids and boxes, mask-vs-box IoU and
+  centroid distances, mask-vs-mask IoU, the coverage grid) into one float32 vector and
+  copies that;
+- ``prompt`` outputs (scores and logits of the prompted objects) once when something was
+  prompted;
+- the final, non-overlapping masks once for the output.
+
+Boxes are xyxy in pixel edges. Counting uses integral images (summed-area tables): after
+a cumulative sum over both axes, the number of mask pixels in any box is four lookups.
+Integer pixel counts travel as float32, exact up to 2**24 pixels (a 16-megapixel image).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+# Masks are subsampled by an integer stride for the mask-vs-mask IoU so that at most this
+# many pixels per mask enter the (K, P) x (P, K) float32 product (100 tracks: 100 MiB).
+# KITTI frames (1242 x 375) use stride 2, 1080p stride 3. The IoU only gates occlusion
+# (> 0.8), which a stride of a few pixels does not change in practice.
+PAIRWISE_MAX_PIXELS = 1 << 18
+# Integral images are built for this many mask pixels at a time (int32: 512 MiB), in
+# chunks of whole objects, so their memory does not grow with the track count.
+INTEGRAL_CHUNK_PIXELS = 1 << 27
+
+
+def to_host(tensor: torch.Tensor) -> np.ndarray:
+    """The one way device results reach the host (a single blocking copy)."""
+    return tensor.detach().cpu().numpy()
+
+
+def integral_image(masks: torch.Tensor) -> torch.Tensor:
+    """Inclusive summed-area tables (K, H, W) int32 of masks (K, H, W).
+
+    ``table[k, y, x]`` counts mask pixels with row <= y and column <= x. Built in place
+    (one int32 copy of the masks), without padding; ``_corner`` reads it.
+    """
+    table = masks.to(torch.int32)
+    table.cumsum_(dim=-2)
+    table.cumsum_(dim=-1)
+    return table
+
+
+def _corner(table: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+    """Pixels with row < ys and column < xs (edges, broadcastable index tensors)."""
+    inside = (ys > 0) & (xs > 0)
+    values = table[..., (ys - 1).clamp(min=0), (xs - 1).clamp(min=0)]
+    return values * inside
+
+
+@dataclass
+class MaskCounts:
+    """Counts read from the integral images of K masks against N boxes (device tensors)."""
+
+    in_boxes: torch.Tensor  # (K, N) int32 mask pixels inside each box
+    row_counts: torch.Tensor  # (K, H) int32 mask pixels per row
+    col_counts: torch.Tensor  # (K, W) int32 mask pixels per column
+
+
+def mask_counts(masks: torch.Tensor, boxes: torch.Tensor) -> MaskCounts:
+    """Per-box, per-row and per-column pixel counts of masks (K, H, W), from integral images.
+
+    ``boxes`` (N, 4) int64 are pixel edges already clipped to the image; each box count is
+    four lookups, and the tables' last column and row give the row and column counts. The
+    tables are built for chunks of objects at a time (INTEGRAL_CHUNK_PIXELS).
+    """
+    num, height, width = masks.shape
+    x0, y0, x1, y1 = boxes.unbind(dim=1)
+    chunk = max(1, INTEGRAL_CHUNK_PIXELS // max(1, height * width))
+    in_boxes, row_totals, col_totals = [], [], []
+    for start in range(0, num, chunk):  # a loop over chunks of objects, not over objects
+        table = integral_image(masks[start : start + chunk])
+        in_boxes.append(
+            _corner(table, y1, x1) - _corner(table, y0, x1)
+            - _corner(table, y1, x0) + _corner(table, y0, x0)
+        )  # fmt: skip
+        row_totals.append(table[:, :, -1])  # pixels in rows <= y
+        col_totals.append(table[:, -1, :])  # pixels in columns <= x
+    if not in_boxes:
+        zeros = torch.zeros(0, dtype=torch.int32, device=masks.device)
+        return MaskCounts(
+            zeros.reshape(0, len(boxes)), zeros.reshape(0, height), zeros.reshape(0, width)
+        )
+    rows, cols = torch.cat(row_totals), torch.cat(col_totals)
+    return MaskCounts(
+        in_boxes=torch.cat(in_boxes),
+        row_counts=torch.diff(rows, dim=1, prepend=torch.zeros_like(rows[:, :1])),
+        col_counts=torch.diff(cols, dim=1, prepend=torch.zeros_like(cols[:, :1])),
+    )
+
+
+def _profile_boxes(rows: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tight boxes (K, 4) and non-empty flags (K,) from occupied rows (K, H) and columns
+    (K, W) as bool."""
+    num, height = rows.shape
+    width = cols.shape[1]
+    present = rows.any(dim=1)
+    # argmax finds the first maximum: the first occupied row; on the flipped, the last.
+    y0 = rows.to(torch.uint8).argmax(dim=1)
+    y1 = height - rows.flip(dims=(1,)).to(torch.uint8).argmax(dim=1)
+    x0 = cols.to(torch.uint8).argmax(dim=1)
+    x1 = width - cols.flip(dims=(1,)).to(torch.uint8).argmax(dim=1)
+    boxes = torch.stack((x0, y0, x1, y1), dim=1).to(torch.float32).reshape(num, 4)
+    return torch.where(present[:, None], boxes, torch.zeros_like(boxes)), present
+
+
+def tight_boxes(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tight boxes (K, 4) float32 of masks (K, H, W) in pixel edges, and (K,) non-empty flags.
+
+    Empty masks get the box (0, 0, 0, 0). Works on any device (used on the host too).
+    """
+    return _profile_boxes(masks.any(dim=2), masks.any(dim=1))
+
+
+def pairwise_mask_iou(masks: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """IoU (K, K) between masks (K, H, W), from one matrix product of flattened masks.
+
+    ``stride`` > 1 subsamples every stride-th row and column first (an estimate).
+    """
+    num = masks.shape[0]
+    if num == 0:
+        return torch.zeros((0, 0), dtype=torch.float32, device=masks.device)
+    flat = masks[:, ::stride, ::stride].reshape(num, -1).to(torch.float32)
+    inter = flat @ flat.T
+    area = inter.diagonal()
+    union = area[:, None] + area[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1.0), torch.zeros_like(inter))
+
+
+def pairwise_stride(height: int, width: int, max_pixels: int = PAIRWISE_MAX_PIXELS) -> int:
+    """Smallest integer stride that keeps a subsampled mask within max_pixels."""
+    return max(1, math.ceil(math.sqrt(height * width / max_pixels)))
+
+
+@dataclass
+class FrameGeometry:
+    """Host copies of this frame's geometry for K propagated tracks and N detections.
+
+    Detection boxes are the clipped ones the tracker passed in. The coverage grid is the
+    union of all track masks counted per cell of the grid whose lines are every
+    detection box's edges (``grid_xs``, ``grid_ys``): any union of detection boxes is a
+    union of its cells, so coverage by "track masks or boxes accepted earlier on this
+    frame" is exact on the host without another copy.
+    """
+
+    mask_scores: np.ndarray  # (K,) predicted IoU
+    logits: np.ndarray  # (K,) object-score logits
+    mask_areas: np.ndarray  # (K,) pixels
+    centroids: np.ndarray  # (K, 2) x, y (pixel centres at +0.5); 0 for empty masks
+    mask_boxes: np.ndarray  # (K, 4) tight xyxy; zeros for empty masks
+    iou: np.ndarray  # (K, N) IoU(mask, filled detection box)
+    centroid_distance: np.ndarray  # (K, N) |centroid - box centre| / box diagonal, <= 1
+    mask_iou: np.ndarray  # (K, K) IoU between track masks (before overlap resolution)
+    grid_xs: np.ndarray  # (Gx,) int pixel edges
+    grid_ys: np.ndarray  # (Gy,) int pixel edges
+    grid_covered: np.ndarray  # (Gy - 1, Gx - 1) union pixels per grid cell
+    grid_areas: np.ndarray = field(init=False)  # (Gy - 1, Gx - 1) pixels per grid cell
+
+    def __post_init__(self) -> None:
+        self.grid_areas = np.outer(np.diff(self.grid_ys), np.diff(self.grid_xs))
+
+    def grid_span(self, pixel_box: np.ndarray) -> tuple[slice, slice]:
+        """The (rows, columns) slices of grid cells that make up a detection box."""
+        x0, y0, x1, y1 = (int(v) for v in pixel_box)
+        cx0, cx1 = np.searchsorted(self.grid_xs, [x0, x1])
+        cy0, cy1 = np.searchsorted(self.grid_ys, [y0, y1])
+        return slice(int(cy0), int(cy1)), slice(int(cx0), int(cx1))
+
+    def covered_fraction(self, pixel_box: np.ndarray, boxed: np.ndarray | None = None) -> float:
+        """Fraction of a detection box covered by the union of track masks and, where
+        given, the grid cells flagged in ``boxed`` (boxes accepted earlier)."""
+        rows, cols = self.grid_span(pixel_box)
+        areas = self.grid_areas[rows, cols]
+        covered = self.grid_covered[rows, cols]
+        if boxed is not None:
+            covered = np.where(boxed[rows, cols], areas, covered)
+        return float(covered.sum()) / max(1.0, float(areas.sum()))
+
+
+def association_geometry(
+    masks: torch.Tensor,
+    mask_scores: torch.Tensor,
+    logits: torch.Tensor,
+    boxes: np.ndarray,
+    pixel_boxes: np.ndarray,
+) -> FrameGeometry:
+    """Geometry of masks (K, H, W) against detections, copied to the host in one transfer.
+
+    ``boxes`` (N, 4) float are the clipped detection boxes (their centre and diagonal give
+    the centroid distance); ``pixel_boxes`` (N, 4) int are the same boxes rounded to pixel
+    edges with positive area (their pixels are the "filled box").
+    """
+    device = masks.device
+    num, height, width = masks.shape
+    count = len(pixel_boxes)
+    grid_xs = np.unique(pixel_boxes[:, [0, 2]].reshape(-1)).astype(np.int64)
+    grid_ys = np.unique(pixel_boxes[:, [1, 3]].reshape(-1)).astype(np.int64)
+
+    pix = torch.as_tensor(pixel_boxes, dtype=torch.int64, device=device).reshape(-1, 4)
+    fboxes = torch.as_tensor(boxes, dtype=torch.float32, device=device).reshape(-1, 4)
+
+    counts = mask_counts(masks, pix)
+    row_counts = counts.row_counts.to(torch.float32)  # (K, H)
+    col_counts = counts.col_counts.to(torch.float32)  # (K, W)
+    area = row_counts.sum(dim=1)
+    inter = counts.in_boxes.to(torch.float32)  # (K, N)
+    box_px = ((pix[:, 2] - pix[:, 0]) * (pix[:, 3] - pix[:, 1])).to(torch.float32)
+    union = area[:, None] + box_px[None, :] - inter
+    iou = inter / union.clamp(min=1.0)
+
+    # Centroids from the row and column counts (pixel centres at +0.5).
+    xs = torch.arange(width, device=device, dtype=torch.float32) + 0.5
+    ys = torch.arange(height, device=device, dtype=torch.float32) + 0.5
+    safe_area = area.clamp(min=1.0)
+    centroids = torch.stack((col_counts @ xs / safe_area, row_counts @ ys / safe_area), dim=1)
+    mask_boxes, present = _profile_boxes(counts.row_counts > 0, counts.col_counts > 0)
+
+    centres = torch.stack(
+        ((fboxes[:, 0] + fboxes[:, 2]) / 2, (fboxes[:, 1] + fboxes[:, 3]) / 2), dim=1
+    )
+    diagonal = torch.linalg.vector_norm(fboxes[:, 2:] - fboxes[:, :2], dim=1).clamp(min=1e-6)
+    offset = torch.linalg.vector_norm(centroids[:, None, :] - centres[None, :, :], dim=2)
+    distance = (offset / diagonal[None, :]).clamp(max=1.0)
+    distance = torch.where(present[:, None], distance, torch.ones_like(distance))
+
+    mask_iou = pairwise_mask_iou(masks, pairwise_stride(height, width)) if num > 1 else None
+    if mask_iou is None:
+        mask_iou = torch.zeros((num, num), dtype=torch.float32, device=device)
+
+    union_table = integral_image(masks.any(dim=0, keepdim=True))[0]
+    gy = torch.as_tensor(grid_ys, device=device)
+    gx = torch.as_tensor(grid_xs, device=device)
+    corners = _corner(union_table, gy[:, None], gx[None, :]).to(torch.float32)  # (Gy, Gx)
+    grid = corners.diff(dim=0).diff(dim=1) if count else corners.new_zeros((0, 0))
+
+    parts = (
+        mask_scores.to(torch.float32),
+        logits.to(torch.float32),
+        area,
+        centroids,
+        mask_boxes,
+        iou,
+        distance,
+        mask_iou,
+        grid,
+    )
+    host = to_host(torch.cat([p.reshape(-1) for p in parts]))
+    shapes = [tuple(p.shape) for p in parts]
+    arrays = []
+    start = 0
+    for shape in shapes:
+        size = int(np.prod(shape, dtype=np.int64))
+        arrays.append(host[start : start + size].reshape(shape))
+        start += size
+    return FrameGeometry(
+        mask_scores=arrays[0],
+        logits=arrays[1],
+        mask_areas=arrays[2],
+        centroids=arrays[3],
+        mask_boxes=arrays[4],
+        iou=arrays[5],
+        centroid_distance=arrays[6],
+        mask_iou=arrays[7],
+        grid_xs=grid_xs,
+        grid_ys=grid_ys,
+        grid_covered=arrays[8],
+    )
+
+
+def resolve_overlaps(masks: torch.Tensor, mask_scores: torch.Tensor) -> torch.Tensor:
+    """Masks (K, H, W) with every contested pixel kept only by its best owner.
+
+    The rows must be in ascending track id order: the owner of a pixel is the covering
+    track with the higher mask score, ties going to the lower track id.
+    """
+    num = masks.shape[0]
+    if num < 2:
+        return masks
+    # Stable descending sort keeps id order among equal scores. In that order the owner
+    # of a pixel is the first mask covering it (argmax returns the first maximum); only
+    # byte-sized (K, H, W) temporaries.
+    order = torch.sort(mask_scores, descending=True, stable=True).indices
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(num, device=masks.device)
+    owner_rank = masks[order].view(torch.uint8).argmax(dim=0)
+    return masks & (owner_rank[None] == rank[:, None, None])

@@ -1,0 +1,586 @@
+"""The Seg2Track track manager: ``Tracker.step(image, detections) -> StepResult``.
+
+Per frame (the segmenter's call order is in segmenter.py):
+
+1. encode the image and propagate every track (the segmenter);
+2. drop detections below their class's detection threshold, clip boxes to the image;
+3. batched geometry on the device (mask_ops), copied to the host once;
+4. gated Hungarian association of tracks and detections (association.py); only equal
+   class ids match unless ``match_across_classes``;
+5. re-prompt pending tracks matched to a confident detection, start tracks for
+   detections that lie mostly in the region no track (and no track started earlier on
+   this frame) covers; all of them in one ``prompt`` call, output on this frame;
+6. the state machine (``_advance``): weak-frame counter, Bernoulli existence, removal;
+   SAM2MOT occlusion between overlapping tracks;
+7. ``finish_frame(neutralise=occluded)``, then ``remove(removed)``;
+8. output: contested pixels go to the higher mask score, one host copy of the masks.
+
+Decisions the method leaves open, made here:
+- Tracks removed on a frame are not output on it.
+- A frame with no tracks and no kept detections still calls start_frame, propagate and
+  finish_frame (the segmenter sees every frame, so its frame count and memory spacing stay
+  true), and skips everything else.
+- Occlusion is judged on the propagated masks' IoU (raw, before overlap resolution) and
+  this frame's logits; a track re-prompted on this frame is never occluded (a confident
+  detection just showed it), so a pair whose rule picks it marks no track. Occlusion does
+  not by itself make a frame weak, but an occluded track's own scores still do, so a long
+  occlusion removes it like any other loss.
+- A new track's birth frame counts as matched to its own detection; existence is born at
+  ``birth_existence`` and then gets the same predict + update as every frame.
+- New tracks are limited by ``max_tracks`` counting the tracks held at the start of the
+  frame (tracks removed on this frame still count).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import mask_ops
+from .association import (
+    CostFunction,
+    PairGeometry,
+    associate,
+    association_gate,
+    resolve_cost,
+)
+from .config import TrackerConfig
+from .existence import ExistenceFilter
+from .segmenter import Segmenter, SegmentOutput
+from .types import Detections, InvalidInputError, StepResult, Track, TrackState
+
+PHASES = ("encode", "propagate", "manage", "prompt", "memory", "output")
+
+
+class SegmenterContractError(RuntimeError):
+    """The segmenter returned outputs that break the Segmenter interface."""
+
+
+@dataclass
+class _TrackRecord:
+    """What the tracker keeps per track between frames."""
+
+    track_id: int
+    class_id: str
+    detection_score: float  # last associated detection
+    existence: float
+    logit_history: deque[float]
+    mask_score: float = 0.0
+    logit: float = 0.0
+    age: int = 0
+    frames_since_detection: int = 0
+    weak_frames: int = 0  # consecutive weak frames
+    confirmed: bool = False
+
+
+@dataclass
+class _FrameDetections:
+    """This frame's kept detections."""
+
+    boxes: np.ndarray  # (N, 4) float32 clipped to the image
+    pixel_boxes: np.ndarray  # (N, 4) int64 rounded to pixel edges, positive area
+    scores: np.ndarray  # (N,)
+    class_ids: list[str]
+    masks: np.ndarray | None  # (N, H, W) bool
+
+
+@dataclass
+class _Evidence:
+    """One track's inputs to the state machine on this frame."""
+
+    mask_score: float
+    logit: float
+    detection_score: float | None  # the associated detection's score, None when unmatched
+    occluded: bool = False
+    prompted: bool = False
+
+
+@dataclass
+class _PhaseTimer:
+    device: torch.device
+    ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+
+    def __post_init__(self) -> None:
+        self._start = self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        """Charge the time since the previous lap to ``phase``."""
+        _synchronize(self.device)
+        now = time.perf_counter()
+        self.ms[phase] += (now - self._last) * 1000.0
+        self._last = now
+
+    def result(self) -> dict[str, float]:
+        return {**self.ms, "total": (self._last - self._start) * 1000.0}
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for queued device work so timings are true (CUDA only; no-op elsewhere)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Tracker:
+    """Seg2Track multi-object tracker over a Segmenter (SAM 2 or a test double).
+
+    ``cost`` picks the association cost: a name in association.COSTS or a callable
+    ``(PairGeometry, TrackerConfig) -> (K, N) costs``.
+    """
+
+    def __init__(
+        self,
+        config: TrackerConfig,
+        segmenter: Segmenter,
+        *,
+        cost: str | CostFunction = "seg2track_pp",
+    ) -> None:
+        self._config = config.validate()
+        self._segmenter = segmenter
+        self._cost = resolve_cost(cost)
+        self._existence = ExistenceFilter.from_config(config)
+        self._tracks: dict[int, _TrackRecord] = {}
+        self._next_id = 1
+        self._frame_index = 0
+
+    @property
+    def num_tracks(self) -> int:
+        return len(self._tracks)
+
+    def reset(self) -> None:
+        """Forget all tracks (and the segmenter's objects); track ids keep increasing and
+        the frame index restarts at 0."""
+        self._tracks.clear()
+        self._segmenter.reset()
+        self._frame_index = 0
+
+    # ---------------------------------------------------------------------------------
+    def step(self, image_rgb: np.ndarray, detections: Detections) -> StepResult:
+        """Track one frame: an (H, W, 3) uint8 RGB image and its detections."""
+        height, width = _check_image(image_rgb)
+        if not isinstance(detections, Detections):
+            raise InvalidInputError(f"detections must be Detections, got {type(detections)}")
+        config = self._config
+        timer = _PhaseTimer(torch.device(getattr(self._segmenter, "device", "cpu")))
+        # Before start_frame: bad input must not leave the segmenter inside a frame.
+        dets = self._prepare_detections(detections, height, width)
+        timer.lap("manage")
+        frame_index = self._frame_index
+        self._frame_index += 1
+
+        self._segmenter.start_frame(image_rgb)
+        timer.lap("encode")
+        propagated = self._segmenter.propagate()
+        timer.lap("propagate")
+        records = self._check_propagated(propagated, height, width)
+
+        if not records and not len(dets.scores):
+            timer.lap("manage")
+            self._segmenter.finish_frame(neutralise=())
+            timer.lap("memory")
+            return StepResult(frame_index, [], timer.result())
+
+        geometry = mask_ops.association_geometry(
+            propagated.masks,
+            propagated.mask_scores,
+            propagated.object_score_logits,
+            dets.boxes,
+            dets.pixel_boxes,
+        )
+        matched = self._associate(records, dets, geometry)
+        reprompt = self._reinforcement(records, dets, geometry, matched)
+        new_cols = self._select_new_tracks(len(records), dets, geometry, set(matched.values()))
+        new_records = [self._new_record(dets, col) for col in new_cols]
+        timer.lap("manage")
+
+        prompt_ids = [records[row].track_id for row in reprompt] + [r.track_id for r in new_records]
+        prompt_cols = [matched[row] for row in reprompt] + new_cols
+        prompted, prompt_scores, prompt_logits = self._prompt(prompt_ids, dets, prompt_cols)
+        timer.lap("prompt")
+
+        evidence = self._gather_evidence(
+            records, new_records, geometry, dets, matched, reprompt, prompt_scores, prompt_logits
+        )
+        everyone = records + new_records
+        for record, ev in zip(everyone, evidence, strict=True):
+            record.logit_history.append(ev.logit)
+        for row in self._occluded_rows(records, evidence, geometry.mask_iou):
+            evidence[row].occluded = True
+        states = [
+            _advance(record, ev, self._existence, config, newborn=i >= len(records))
+            for i, (record, ev) in enumerate(zip(everyone, evidence, strict=True))
+        ]
+        removed = [r.track_id for r, s in zip(everyone, states, strict=True) if s is None]
+        occluded = [r.track_id for r, ev in zip(everyone, evidence, strict=True) if ev.occluded]
+        for record in new_records:
+            self._tracks[record.track_id] = record
+        timer.lap("manage")
+
+        self._segmenter.finish_frame(neutralise=occluded)
+        if removed:
+            self._segmenter.remove(removed)
+        for track_id in removed:
+            del self._tracks[track_id]
+        timer.lap("memory")
+
+        tracks = self._output(propagated, prompted, everyone, states, reprompt)
+        timer.lap("output")
+        return StepResult(frame_index, tracks, timer.result())
+
+    # --- steps ---------------------------------------------------------------------
+    def _check_propagated(
+        self, propagated: SegmentOutput, height: int, width: int
+    ) -> list[_TrackRecord]:
+        """The tracks in the order of the segmenter's outputs, after checking them."""
+        ids = list(propagated.object_ids)
+        if sorted(ids) != sorted(self._tracks):
+            raise SegmenterContractError(
+                f"segmenter propagated objects {sorted(ids)}, but the tracker holds"
+                f" {sorted(self._tracks)}"
+            )
+        expected = (len(ids), height, width)
+        if tuple(propagated.masks.shape) != expected:
+            raise SegmenterContractError(
+                f"segmenter masks have shape {tuple(propagated.masks.shape)}, expected {expected}"
+            )
+        return [self._tracks[i] for i in ids]
+
+    def _prepare_detections(
+        self, detections: Detections, height: int, width: int
+    ) -> _FrameDetections:
+        """Kept detections: above their class's threshold, with a box that still has
+        pixels after clipping to the image and rounding to pixel edges."""
+        config = self._config
+        class_ids = list(detections.class_ids)
+        thresholds = np.array(
+            [config.thresholds(c).detection_threshold for c in class_ids], dtype=np.float32
+        )
+        boxes = detections.boxes.copy()
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+        pixel_boxes = np.floor(boxes + 0.5).astype(np.int64)
+        keep = (
+            (detections.scores >= thresholds)
+            & (pixel_boxes[:, 2] > pixel_boxes[:, 0])
+            & (pixel_boxes[:, 3] > pixel_boxes[:, 1])
+        )
+        masks = None
+        if detections.masks is not None:
+            masks = np.asarray(detections.masks, dtype=bool)
+            if masks.shape[1:] != (height, width):
+                raise InvalidInputError(
+                    f"detection masks have shape {masks.shape[1:]}, the image {height}x{width}"
+                )
+            masks = masks[keep]
+        index = np.flatnonzero(keep)
+        return _FrameDetections(
+            boxes=boxes[index],
+            pixel_boxes=pixel_boxes[index],
+            scores=detections.scores[index],
+            class_ids=[class_ids[i] for i in index],
+            masks=masks,
+        )
+
+    def _associate(
+        self,
+        records: list[_TrackRecord],
+        dets: _FrameDetections,
+        geometry: mask_ops.FrameGeometry,
+    ) -> dict[int, int]:
+        """Track row -> detection column for the matched pairs."""
+        if not records or not len(dets.scores):
+            return {}
+        pairs = PairGeometry(
+            iou=geometry.iou,
+            centroid_distance=geometry.centroid_distance,
+            detection_scores=dets.scores,
+            detection_boxes=dets.boxes,
+            mask_boxes=geometry.mask_boxes,
+        )
+        cost = np.asarray(self._cost(pairs, self._config), dtype=np.float64)
+        if cost.shape != geometry.iou.shape:
+            raise ValueError(
+                f"association cost has shape {cost.shape}, expected {geometry.iou.shape}"
+            )
+        allowed = association_gate(
+            geometry.iou,
+            self._config.min_association_iou,
+            [r.class_id for r in records],
+            dets.class_ids,
+            self._config.match_across_classes,
+        )
+        return dict(associate(cost, allowed).pairs)
+
+    def _reinforcement(
+        self,
+        records: list[_TrackRecord],
+        dets: _FrameDetections,
+        geometry: mask_ops.FrameGeometry,
+        matched: dict[int, int],
+    ) -> list[int]:
+        """Rows of pending (or weak) tracks matched to a confident detection."""
+        config = self._config
+        rows = []
+        for row, col in sorted(matched.items()):
+            score, logit = float(geometry.mask_scores[row]), float(geometry.logits[row])
+            pending = score < config.reinforcement_quality or logit <= config.reliable_logit
+            weak = _is_weak(score, logit, config)
+            needed = config.thresholds(records[row].class_id).reinforcement_detection_score
+            if (pending or weak) and dets.scores[col] >= needed:
+                rows.append(row)
+        return rows
+
+    def _select_new_tracks(
+        self,
+        num_tracks: int,
+        dets: _FrameDetections,
+        geometry: mask_ops.FrameGeometry,
+        matched_cols: set[int],
+    ) -> list[int]:
+        """Unmatched detections, best first, whose box is mostly uncovered by track masks
+        and by the boxes of tracks started earlier on this frame."""
+        config = self._config
+        capacity = config.max_tracks - num_tracks
+        candidates = sorted(
+            (c for c in range(len(dets.scores)) if c not in matched_cols),
+            key=lambda c: (-float(dets.scores[c]), c),
+        )
+        boxed = np.zeros(geometry.grid_covered.shape, dtype=bool)
+        accepted: list[int] = []
+        for col in candidates:
+            if len(accepted) >= capacity:
+                break
+            box = dets.pixel_boxes[col]
+            uncovered = 1.0 - geometry.covered_fraction(box, boxed)
+            if uncovered > config.thresholds(dets.class_ids[col]).addition_threshold:
+                accepted.append(col)
+                boxed[geometry.grid_span(box)] = True
+        return accepted
+
+    def _new_record(self, dets: _FrameDetections, col: int) -> _TrackRecord:
+        track_id = self._next_id
+        self._next_id += 1
+        return _TrackRecord(
+            track_id=track_id,
+            class_id=dets.class_ids[col],
+            detection_score=float(dets.scores[col]),
+            existence=self._config.birth_existence,
+            logit_history=deque(maxlen=self._config.occlusion_history),
+        )
+
+    def _prompt(
+        self, ids: list[int], dets: _FrameDetections, cols: list[int]
+    ) -> tuple[SegmentOutput | None, dict[int, float], dict[int, float]]:
+        """One prompt call for every new and re-prompted track; their scores on the host."""
+        if not ids:
+            return None, {}, {}
+        masks = dets.masks[cols] if dets.masks is not None else None
+        out = self._segmenter.prompt(ids, dets.boxes[cols], masks=masks)
+        if sorted(out.object_ids) != sorted(ids):
+            raise SegmenterContractError(
+                f"segmenter answered prompt {sorted(ids)} with {sorted(out.object_ids)}"
+            )
+        host = mask_ops.to_host(
+            torch.cat((out.mask_scores.float(), out.object_score_logits.float()))
+        )
+        count = len(out.object_ids)
+        scores = dict(zip(out.object_ids, host[:count].tolist(), strict=True))
+        logits = dict(zip(out.object_ids, host[count:].tolist(), strict=True))
+        return out, scores, logits
+
+    def _gather_evidence(
+        self,
+        records: list[_TrackRecord],
+        new_records: list[_TrackRecord],
+        geometry: mask_ops.FrameGeometry,
+        dets: _FrameDetections,
+        matched: dict[int, int],
+        reprompt: list[int],
+        prompt_scores: dict[int, float],
+        prompt_logits: dict[int, float],
+    ) -> list[_Evidence]:
+        """Per track (existing rows, then new tracks): this frame's scores and match."""
+        evidence = []
+        reprompted = set(reprompt)
+        for row, record in enumerate(records):
+            col = matched.get(row)
+            det_score = None if col is None else float(dets.scores[col])
+            if row in reprompted:
+                ev = _Evidence(
+                    prompt_scores[record.track_id],
+                    prompt_logits[record.track_id],
+                    det_score,
+                    prompted=True,
+                )
+            else:
+                ev = _Evidence(
+                    float(geometry.mask_scores[row]), float(geometry.logits[row]), det_score
+                )
+            evidence.append(ev)
+        for record in new_records:
+            evidence.append(
+                _Evidence(
+                    prompt_scores[record.track_id],
+                    prompt_logits[record.track_id],
+                    record.detection_score,
+                    prompted=True,
+                )
+            )
+        return evidence
+
+    def _occluded_rows(
+        self, records: list[_TrackRecord], evidence: list[_Evidence], mask_iou: np.ndarray
+    ) -> set[int]:
+        """SAM2MOT cross-object rule over pairs of propagated masks with IoU > occlusion_iou."""
+        config = self._config
+        occluded: set[int] = set()
+        rows_i, rows_j = np.nonzero(np.triu(mask_iou > config.occlusion_iou, k=1))
+        for i, j in zip(rows_i.tolist(), rows_j.tolist(), strict=True):
+            victim = _occlusion_victim(
+                (records[i].track_id, evidence[i].logit, records[i].logit_history),
+                (records[j].track_id, evidence[j].logit, records[j].logit_history),
+                config.occlusion_logit_margin,
+            )
+            row = i if victim == records[i].track_id else j
+            if not evidence[row].prompted:
+                occluded.add(row)
+        return occluded
+
+    def _output(
+        self,
+        propagated: SegmentOutput,
+        prompted: SegmentOutput | None,
+        everyone: list[_TrackRecord],
+        states: list[TrackState | None],
+        reprompt: list[int],
+    ) -> list[Track]:
+        """Non-overlapping masks of the surviving tracks, ascending id, copied once."""
+        num_propagated = len(propagated.object_ids)
+        prompt_row = (
+            {track_id: num_propagated + k for k, track_id in enumerate(prompted.object_ids)}
+            if prompted is not None
+            else {}
+        )
+        reprompted = set(reprompt)
+        order = sorted(
+            (i for i, s in enumerate(states) if s is not None), key=lambda i: everyone[i].track_id
+        )
+        if not order:
+            return []
+        source = [
+            prompt_row[everyone[i].track_id] if i >= num_propagated or i in reprompted else i
+            for i in order
+        ]
+        masks, scores = propagated.masks, propagated.mask_scores.float()
+        if prompted is not None:
+            # On the prompt's device: the propagated output is empty (maybe a CPU
+            # placeholder) when no track existed before this frame.
+            device = prompted.masks.device
+            masks = torch.cat((masks.to(device), prompted.masks))
+            scores = torch.cat((scores.to(device), prompted.mask_scores.float()))
+        index = torch.as_tensor(source, dtype=torch.long, device=masks.device)
+        final = mask_ops.resolve_overlaps(masks[index], scores[index])
+        host_masks = mask_ops.to_host(final).astype(bool, copy=False)
+        boxes, present = mask_ops.tight_boxes(torch.from_numpy(host_masks))
+        boxes, present = boxes.numpy(), present.numpy()
+        tracks = []
+        for k, i in enumerate(order):
+            record, state = everyone[i], states[i]
+            assert state is not None
+            tracks.append(
+                Track(
+                    track_id=record.track_id,
+                    class_id=record.class_id,
+                    state=state,
+                    mask=host_masks[k],
+                    bbox=tuple(float(v) for v in boxes[k]) if present[k] else None,
+                    detection_score=record.detection_score,
+                    mask_score=record.mask_score,
+                    existence=record.existence,
+                    age=record.age,
+                    frames_since_detection=record.frames_since_detection,
+                )
+            )
+        return tracks
+
+
+# --- the state machine: the one place where track states change -----------------------
+def _is_weak(mask_score: float, logit: float, config: TrackerConfig) -> bool:
+    return mask_score < config.removal_quality or logit <= config.lost_logit
+
+
+def _advance(
+    record: _TrackRecord,
+    ev: _Evidence,
+    existence: ExistenceFilter,
+    config: TrackerConfig,
+    newborn: bool,
+) -> TrackState | None:
+    """Update a track with this frame's evidence; its state, or None when it is removed.
+
+    - weak frame (low predicted IoU or logit <= lost_logit): LOST this frame and one more
+      consecutive weak frame; a good frame resets the count;
+    - max_weak_frames consecutive weak frames, or existence below min_existence: removed;
+    - existence reaching confirm_existence confirms the track for good;
+    - shown state: OCCLUDED > LOST > CONFIRMED / TENTATIVE.
+    """
+    if not newborn:
+        record.age += 1
+    record.mask_score, record.logit = ev.mask_score, ev.logit
+    if ev.detection_score is None:
+        record.frames_since_detection += 1
+    else:
+        record.detection_score = ev.detection_score
+        record.frames_since_detection = 0
+
+    weak = _is_weak(ev.mask_score, ev.logit, config)
+    record.weak_frames = record.weak_frames + 1 if weak else 0
+    record.existence = existence.step(record.existence, ev.logit, ev.detection_score)
+    record.confirmed = record.confirmed or record.existence >= config.confirm_existence
+
+    if record.weak_frames >= config.max_weak_frames or record.existence < config.min_existence:
+        return None
+    if ev.occluded:
+        return TrackState.OCCLUDED
+    if weak:
+        return TrackState.LOST
+    return TrackState.CONFIRMED if record.confirmed else TrackState.TENTATIVE
+
+
+def _occlusion_victim(
+    first: tuple[int, float, Sequence[float]],
+    second: tuple[int, float, Sequence[float]],
+    margin: float,
+) -> int:
+    """Which of two heavily overlapping tracks (id, logit, logit history) is occluded.
+
+    The lower logit; when the logits are within ``margin``, the one whose logit varied more
+    over its history (an occluded object's visibility flickers); then the lower logit; then
+    the younger track (higher id).
+    """
+    (id_a, logit_a, hist_a), (id_b, logit_b, hist_b) = first, second
+    if abs(logit_a - logit_b) >= margin:
+        return id_a if logit_a < logit_b else id_b
+    var_a = float(np.var(hist_a)) if len(hist_a) else 0.0
+    var_b = float(np.var(hist_b)) if len(hist_b) else 0.0
+    if var_a != var_b:
+        return id_a if var_a > var_b else id_b
+    if logit_a != logit_b:
+        return id_a if logit_a < logit_b else id_b
+    return max(id_a, id_b)
+
+
+def _check_image(image: np.ndarray) -> tuple[int, int]:
+    if not isinstance(image, np.ndarray):
+        raise InvalidInputError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InvalidInputError(f"image must be (H, W, 3) RGB, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise InvalidInputError(f"image must be uint8, got {image.dtype}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise InvalidInputError(f"image is empty: shape {image.shape}")
+    return int(image.shape[0]), int(image.shape[1])

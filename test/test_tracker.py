@@ -1,0 +1,436 @@
+"""Tracker.step over the scripted segmenter: the per-frame Seg2Track logic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scripted_segmenter import ScriptedSegmenter, box_mask
+
+from seg2track_ros.engine import mask_ops
+from seg2track_ros.engine.config import ClassThresholds, TrackerConfig
+from seg2track_ros.engine.tracker import Tracker
+from seg2track_ros.engine.types import Detections, InvalidInputError, TrackState
+
+H, W = 48, 64
+IMAGE = np.zeros((H, W, 3), np.uint8)
+LEFT = [2, 4, 18, 40]
+RIGHT = [40, 4, 60, 40]
+
+
+def dets(boxes, scores, classes=None, masks=None) -> Detections:
+    classes = classes or ["car"] * len(scores)
+    return Detections(
+        np.array(boxes, np.float32).reshape(-1, 4),
+        np.array(scores, np.float32),
+        tuple(classes),
+        masks,
+    )
+
+
+def mask(box) -> np.ndarray:
+    return box_mask(H, W, box)
+
+
+def make(script=None, prompt_script=None, **changes) -> tuple[Tracker, ScriptedSegmenter]:
+    seg = ScriptedSegmenter(script, prompt_script)
+    return Tracker(TrackerConfig(**changes), seg), seg
+
+
+# --- new tracks ------------------------------------------------------------------------
+
+
+def test_duplicate_detections_of_one_object_start_one_track():
+    tracker, seg = make()
+    result = tracker.step(IMAGE, dets([[10, 10, 30, 40], [11, 10, 31, 41]], [0.9, 0.8]))
+    assert [t.track_id for t in result.tracks] == [1]
+    ids, boxes, _ = seg.named("prompt")[0]
+    assert ids == [1]
+    np.testing.assert_allclose(boxes, [[10, 10, 30, 40]])  # the higher-scoring one
+
+
+def test_new_tracks_are_output_on_their_first_frame_with_the_detection_class():
+    tracker, seg = make()
+    result = tracker.step(IMAGE, dets([LEFT, RIGHT], [0.7, 0.9], ["pedestrian", "car"]))
+    assert tracker.num_tracks == 2
+    by_id = {t.track_id: t for t in result.tracks}
+    # Best score first: the car gets id 1.
+    assert by_id[1].class_id == "car" and by_id[2].class_id == "pedestrian"
+    np.testing.assert_array_equal(by_id[1].mask, mask(RIGHT))
+    assert by_id[1].bbox == tuple(float(v) for v in RIGHT)
+    for track in result.tracks:
+        assert track.age == 0
+        assert track.frames_since_detection == 0
+        assert track.mask_score == pytest.approx(0.9)
+    assert by_id[2].detection_score == pytest.approx(0.7)
+    # All new tracks were prompted in one call.
+    assert len(seg.named("prompt")) == 1
+
+
+def test_per_class_addition_thresholds():
+    # Detection B overlaps the (accepted, same-frame) box of A over 30% of its own area:
+    # 70% uncovered starts a car (0.6) but not a pedestrian (0.85).
+    a = [0, 0, 20, 40]
+    b = [14, 0, 34, 40]
+    for cls, expected in (("car", 2), ("pedestrian", 1)):
+        tracker, _ = make()
+        result = tracker.step(IMAGE, dets([a, b], [0.95, 0.9], ["car", cls]))
+        assert len(result.tracks) == expected, cls
+
+
+def test_existing_masks_count_as_covered():
+    tracker, _ = make()
+    tracker.step(IMAGE, dets([LEFT], [0.9], ["car"]))
+    # A pedestrian detection (cannot match the car) on the car's mask starts nothing.
+    result = tracker.step(IMAGE, dets([LEFT], [0.95], ["pedestrian"]))
+    assert [t.track_id for t in result.tracks] == [1]
+
+
+def test_detections_below_their_class_threshold_are_ignored():
+    classes = {
+        "car": ClassThresholds(detection_threshold=0.5),
+        "pedestrian": ClassThresholds(detection_threshold=0.7, addition_threshold=0.85),
+    }
+    tracker, seg = make(classes=classes)
+    result = tracker.step(
+        IMAGE, dets([LEFT, RIGHT, [22, 4, 36, 40]], [0.6, 0.6, 0.45], ["car", "pedestrian", "car"])
+    )
+    assert [(t.class_id, t.bbox) for t in result.tracks] == [("car", tuple(map(float, LEFT)))]
+    assert seg.named("prompt")[0][0] == [1]
+
+
+def test_boxes_are_clipped_and_boxes_outside_the_image_dropped():
+    tracker, seg = make()
+    result = tracker.step(IMAGE, dets([[-10, -5, 20, 30], [70, 10, 90, 30]], [0.9, 0.95]))
+    assert len(result.tracks) == 1
+    _, boxes, _ = seg.named("prompt")[0]
+    np.testing.assert_allclose(boxes, [[0, 0, 20, 30]])
+
+
+def test_max_tracks():
+    tracker, _ = make(max_tracks=1)
+    result = tracker.step(IMAGE, dets([LEFT, RIGHT], [0.7, 0.9]))
+    assert [t.bbox for t in result.tracks] == [tuple(map(float, RIGHT))]
+    result = tracker.step(IMAGE, dets([LEFT, RIGHT], [0.7, 0.9]))
+    assert len(result.tracks) == 1
+
+
+def test_detection_masks_reach_the_segmenter():
+    det_masks = np.stack([mask(LEFT), mask(RIGHT)])
+    tracker, seg = make()
+    tracker.step(IMAGE, dets([LEFT, RIGHT], [0.9, 0.3], masks=det_masks))  # RIGHT dropped
+    _, _, masks = seg.named("prompt")[0]
+    np.testing.assert_array_equal(masks, det_masks[:1])
+
+
+# --- empty frames -----------------------------------------------------------------------
+
+
+def test_empty_first_frame_creates_nothing():
+    tracker, seg = make()
+    result = tracker.step(IMAGE, Detections.empty())
+    assert result.tracks == [] and tracker.num_tracks == 0
+    assert [name for name, _ in seg.calls] == ["start_frame", "propagate", "finish_frame"]
+    assert set(result.timing_ms) == {
+        "encode", "propagate", "manage", "prompt", "memory", "output", "total"
+    }  # fmt: skip
+
+
+def test_empty_frames_between_keep_tracks_propagating():
+    tracker, seg = make(detection_probability=0.5)
+    tracker.step(IMAGE, Detections.empty())
+    tracker.step(IMAGE, dets([LEFT], [0.9]))
+    for expected_gap in (1, 2):
+        result = tracker.step(IMAGE, Detections.empty())
+        assert [t.track_id for t in result.tracks] == [1]
+        assert result.tracks[0].frames_since_detection == expected_gap
+    result = tracker.step(IMAGE, dets([LEFT], [0.9]))
+    assert result.tracks[0].frames_since_detection == 0
+    assert result.tracks[0].age == 3
+    assert seg.named("propagate") == [[], [], [1], [1], [1]]
+    assert len(seg.named("prompt")) == 1
+
+
+# --- removal ----------------------------------------------------------------------------
+
+GOOD, WEAK = 0.9, 0.05  # mask scores; the logit stays 10 (visible)
+
+
+def _quality_run(qualities: list[float], max_weak_frames: int = 3):
+    """A track born on frame 0, then one frame per quality; returns the results and the
+    segmenter. Detections score 0.55: matched (existence stays up) but below the
+    reinforcement score, so weak tracks are not re-prompted."""
+    script = {f + 1: {1: (mask(LEFT), q, 10.0)} for f, q in enumerate(qualities)}
+    tracker, seg = make(script, max_weak_frames=max_weak_frames)
+    tracker.step(IMAGE, dets([LEFT], [0.9]))
+    results = [tracker.step(IMAGE, dets([LEFT], [0.55])) for _ in qualities]
+    assert seg.named("prompt") == seg.named("prompt")[:1]  # no re-prompting
+    return results, seg
+
+
+def test_a_good_frame_resets_the_weak_counter():
+    results, seg = _quality_run([WEAK, WEAK, GOOD, WEAK, WEAK])
+    assert all(len(r.tracks) == 1 for r in results)
+    states = [r.tracks[0].state for r in results]
+    assert states == [
+        TrackState.LOST,
+        TrackState.LOST,
+        TrackState.CONFIRMED,
+        TrackState.LOST,
+        TrackState.LOST,
+    ]
+    assert seg.named("remove") == []
+
+
+def test_consecutive_weak_frames_remove_the_track():
+    results, seg = _quality_run([GOOD, WEAK, WEAK, WEAK])
+    assert [len(r.tracks) for r in results] == [1, 1, 1, 0]
+    assert seg.named("remove") == [[1]]
+    # remove comes after finish_frame of the same frame
+    names = [name for name, _ in seg.frame_calls(4)]
+    assert names[-2:] == ["finish_frame", "remove"]
+
+
+def test_a_low_logit_is_a_weak_frame_too():
+    script = {1: {1: (mask(LEFT), 0.95, 1.0)}}
+    tracker, _ = make(script)
+    tracker.step(IMAGE, dets([LEFT], [0.9]))
+    result = tracker.step(IMAGE, dets([LEFT], [0.55]))
+    assert result.tracks[0].state is TrackState.LOST
+
+
+def test_ids_are_never_reused():
+    script = {f: {1: (mask(LEFT), WEAK, 10.0)} for f in (1, 2)}
+    tracker, seg = make(script, max_weak_frames=2)
+    tracker.step(IMAGE, dets([LEFT, RIGHT], [0.9, 0.8]))  # ids 1 (LEFT), 2 (RIGHT)
+    tracker.step(IMAGE, dets([RIGHT], [0.8]))
+    result = tracker.step(IMAGE, dets([RIGHT], [0.8]))
+    assert [t.track_id for t in result.tracks] == [2]  # 1 removed after 2 weak frames
+    result = tracker.step(IMAGE, dets([LEFT, RIGHT], [0.9, 0.8]))
+    assert [t.track_id for t in result.tracks] == [2, 3]
+    tracker.reset()
+    assert tracker.num_tracks == 0 and seg.named("reset") == [None]
+    result = tracker.step(IMAGE, dets([LEFT], [0.9]))
+    assert [t.track_id for t in result.tracks] == [4]
+    assert result.frame_index == 0
+    fresh = Tracker(TrackerConfig(), ScriptedSegmenter())
+    assert [t.track_id for t in fresh.step(IMAGE, dets([LEFT], [0.9])).tracks] == [1]
+
+
+# --- reinforcement ----------------------------------------------------------------------
+
+
+def _pending_run(detection_score: float, mask_score: float = 0.5):
+    # Frame 1: the track drifts to a smaller, uncertain mask; the detection has the box.
+    script = {1: {1: (mask([4, 8, 14, 30]), mask_score, 10.0)}}
+    tracker, seg = make(script)
+    tracker.step(IMAGE, dets([LEFT], [0.9]))
+    result = tracker.step(IMAGE, dets([LEFT], [detection_score]))
+    return result, seg
+
+
+def test_pending_track_matched_to_a_confident_detection_is_reprompted():
+    result, seg = _pending_run(0.9)
+    prompts = seg.frame_calls(1)
+    prompt_calls = [payload for name, payload in prompts if name == "prompt"]
+    assert len(prompt_calls) == 1
+    ids, boxes, _ = prompt_calls[0]
+    assert ids == [1]
+    np.testing.assert_allclose(boxes, [LEFT])
+    # The prompt's output replaces the propagated one on this frame.
+    track = result.tracks[0]
+    np.testing.assert_array_equal(track.mask, mask(LEFT))
+    assert track.mask_score == pytest.approx(0.9)
+
+
+def test_no_reprompt_below_the_reinforcement_score():
+    result, seg = _pending_run(0.55)
+    assert not any(name == "prompt" for name, _ in seg.frame_calls(1))
+    assert result.tracks[0].mask_score == pytest.approx(0.5)
+    assert result.tracks[0].frames_since_detection == 0  # still associated
+
+
+def test_no_reprompt_for_a_reliable_track():
+    _, seg = _pending_run(0.9, mask_score=0.95)
+    assert not any(name == "prompt" for name, _ in seg.frame_calls(1))
+
+
+def test_reprompt_and_new_tracks_share_one_prompt_call():
+    script = {1: {1: (mask([4, 8, 14, 30]), 0.5, 10.0)}}
+    tracker, seg = make(script)
+    tracker.step(IMAGE, dets([LEFT], [0.9]))
+    result = tracker.step(IMAGE, dets([LEFT, RIGHT], [0.9, 0.9]))
+    prompt_calls = [p for name, p in seg.frame_calls(1) if name == "prompt"]
+    assert len(prompt_calls) == 1
+    assert prompt_calls[0][0] == [1, 2]
+    assert [t.track_id for t in result.tracks] == [1, 2]
+
+
+# --- occlusion --------------------------------------------------------------------------
+
+SHARED = [20, 8, 44, 40]  # both tracks' masks on the occlusion frame
+
+
+def _occlusion_run(history: list[tuple[float, float]], final: tuple[float, float]):
+    """Tracks 1 (LEFT) and 2 (RIGHT) with the given logits per frame, then one frame
+    where their masks coincide with logits ``final``."""
+    script = {
+        f + 1: {1: (mask(LEFT), 0.9, a), 2: (mask(RIGHT), 0.9, b)}
+        for f, (a, b) in enumerate(history)
+    }
+    n = len(history) + 1
+    script[n] = {1: (mask(SHARED), 0.9, final[0]), 2: (mask(SHARED), 0.9, final[1])}
+    tracker, seg = make(script)
+    tracker.step(IMAGE, dets([LEFT, RIGHT], [0.9, 0.8]))
+    for _ in history:  # detections below the reinforcement score keep existence up
+        tracker.step(IMAGE, dets([LEFT, RIGHT], [0.55, 0.55]))
+    return tracker.step(IMAGE, Detections.empty()), seg
+
+
+def test_the_lower_logit_is_occluded():
+    result, seg = _occlusion_run([], (9.0, 5.0))
+    states = {t.track_id: t.state for t in result.tracks}
+    assert states[2] is TrackState.OCCLUDED
+    assert states[1] is not TrackState.OCCLUDED
+    assert seg.named("finish_frame")[-1] == [2]
+
+
+def test_close_logits_occlude_the_one_whose_logit_varied_more():
+    # Track 1 flickers (3, 12, 4) while track 2 is steady; on the overlap frame track 1
+    # has the higher logit, within the margin, and is still the occluded one.
+    result, seg = _occlusion_run([(3.0, 9.0), (12.0, 9.0), (4.0, 9.0)], (9.5, 9.0))
+    states = {t.track_id: t.state for t in result.tracks}
+    assert states[1] is TrackState.OCCLUDED
+    assert states[2] is not TrackState.OCCLUDED
+    assert seg.named("finish_frame")[-1] == [1]
+
+
+def test_no_occlusion_without_heavy_overlap():
+    _, seg = _occlusion_run([(9.0, 5.0)], (9.0, 5.0))
+    assert seg.named("finish_frame")[-2] == []  # frame with separate masks
+
+
+# --- overlap resolution -----------------------------------------------------------------
+
+
+def test_contested_pixels_go_to_the_higher_mask_score():
+    a, b = [10, 10, 30, 40], [24, 10, 44, 40]  # overlap 6 columns: IoU 0.18
+    script = {1: {1: (mask(a), 0.75, 10.0), 2: (mask(b), 0.95, 10.0)}}
+    tracker, _ = make(script)
+    tracker.step(IMAGE, dets([a, [50, 10, 60, 40]], [0.9, 0.8]))  # 2 starts elsewhere
+    result = tracker.step(IMAGE, Detections.empty())
+    by_id = {t.track_id: t for t in result.tracks}
+    contested = mask(a) & mask(b)
+    assert contested.any()
+    assert by_id[2].mask[contested].all()
+    assert not by_id[1].mask[contested].any()
+    np.testing.assert_array_equal(by_id[1].mask, mask(a) & ~contested)
+    assert by_id[1].bbox == (10.0, 10.0, 24.0, 40.0)
+    total = np.sum([t.mask for t in result.tracks], axis=0)
+    assert total.max() == 1
+
+
+def test_equal_scores_give_contested_pixels_to_the_lower_id():
+    masks = torch.from_numpy(np.stack([mask([10, 10, 30, 40]), mask([24, 10, 44, 40])] * 2))
+    scores = torch.tensor([0.8, 0.8, 0.5, 0.9])
+    out = mask_ops.resolve_overlaps(masks, scores).numpy()
+    assert (out.sum(axis=0) <= 1).all()
+    contested = mask([10, 10, 30, 40]) & mask([24, 10, 44, 40])
+    # Row 3 (0.9) wins over everything it covers; rows 0 (0.8) beats 1 (0.8) and 2 (0.5).
+    assert out[3][contested].all()
+    assert out[0][mask([10, 10, 24, 40])].all()
+    assert not out[1].any() and not out[2].any()
+
+
+# --- device work and host copies --------------------------------------------------------
+
+
+class _SyncCounter(torch.Tensor):
+    """Counts calls that read a tensor back to the host."""
+
+    reads: list[str] = []  # noqa: RUF012 - shared on purpose, reset by the test
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in {"item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__"}:
+            cls.reads.append(name)
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+class _CountingSegmenter(ScriptedSegmenter):
+    def _output(self, ids):
+        out = super()._output(ids)
+        out.masks = out.masks.as_subclass(_SyncCounter)
+        out.mask_scores = out.mask_scores.as_subclass(_SyncCounter)
+        out.object_score_logits = out.object_score_logits.as_subclass(_SyncCounter)
+        return out
+
+
+def test_one_host_copy_of_the_geometry_per_frame(monkeypatch):
+    copies = []
+    real = mask_ops.to_host
+
+    def spy(tensor):
+        copies.append(tuple(tensor.shape))
+        return real(tensor)
+
+    monkeypatch.setattr(mask_ops, "to_host", spy)
+    seg = _CountingSegmenter()
+    tracker = Tracker(TrackerConfig(), seg)
+    tracker.step(IMAGE, dets([LEFT, RIGHT], [0.9, 0.9]))
+    copies.clear()
+    _SyncCounter.reads = []
+    tracker.step(IMAGE, dets([LEFT, RIGHT, [22, 4, 36, 40]], [0.9, 0.9, 0.3]))
+    # Nothing prompted on this frame: the geometry vector and the output masks only.
+    assert len(copies) == 2
+    assert len(copies[0]) == 1  # one flat vector with every matrix
+    assert copies[1] == (2, H, W)
+    # Every read of a device tensor went through those two copies (to_host: cpu, numpy).
+    assert _SyncCounter.reads == ["cpu", "numpy"] * 2
+
+
+def test_timings_are_reported():
+    tracker, _ = make()
+    result = tracker.step(IMAGE, dets([LEFT], [0.9]))
+    timing = result.timing_ms
+    assert set(timing) == {"encode", "propagate", "manage", "prompt", "memory", "output", "total"}
+    assert all(v >= 0 for v in timing.values())
+    parts = sum(v for k, v in timing.items() if k != "total")
+    assert timing["total"] == pytest.approx(parts, rel=1e-6, abs=1e-6)
+
+
+# --- bad input --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.zeros((H, W), np.uint8),
+        np.zeros((H, W, 4), np.uint8),
+        np.zeros((H, W, 3), np.float32),
+        np.zeros((0, W, 3), np.uint8),
+        np.zeros((H, 0, 3), np.uint8),
+        [[[0, 0, 0]]],
+    ],
+)
+def test_bad_image_raises(image):
+    tracker, seg = make()
+    with pytest.raises(InvalidInputError):
+        tracker.step(image, Detections.empty())
+    assert seg.calls == []
+
+
+def test_detection_masks_of_the_wrong_size_raise():
+    tracker, _ = make()
+    with pytest.raises(InvalidInputError, match="detection masks"):
+        tracker.step(IMAGE, dets([LEFT], [0.9], masks=np.zeros((1, H + 1, W), bool)))
+
+
+def test_invalid_config_is_rejected():
+    from seg2track_ros.engine.config import ConfigError
+
+    with pytest.raises(ConfigError):
+        Tracker(TrackerConfig(max_weak_frames=0), ScriptedSegmenter())
+    with pytest.raises(ConfigError, match="match_across_classes"):
+        Tracker(TrackerConfig(match_across_classes="yes"), ScriptedSegmenter())
