@@ -329,49 +329,27 @@ class Sam2StreamSegmenter(Segmenter):
         pos_enc = self._maskmem_pos_enc.flatten(2).permute(2, 0, 1)  # (hw, 1, mem_dim)
 
         # Memory frames: (F*hw, K, mem_dim) features and position encodings, zero-padded.
-        frame_feats = torch.zeros(
-            max_frames, batch, mem_dim, height, width, device=device, dtype=torch.bfloat16
-        )
-        frame_tpos = torch.zeros(max_frames, batch, dtype=torch.long, device="cpu")
-        frame_valid = torch.zeros(batch, max_frames, dtype=torch.bool, device="cpu")
-        stacked, where = [], []
-        for b, frames in enumerate(frames_per_object):
-            for f, (tpos_index, tensor) in enumerate(frames):
-                stacked.append(tensor)
-                where.append((f, b))
-                frame_tpos[f, b] = tpos_index
-                frame_valid[b, f] = True
-        f_index = torch.tensor([w[0] for w in where], device=device)
-        b_index = torch.tensor([w[1] for w in where], device=device)
-        frame_feats[f_index, b_index] = torch.stack(stacked)
+        frame_feats, frame_tpos, frame_valid = _pad_batch(frames_per_object, max_frames, device)
         memory = frame_feats.flatten(3).permute(0, 3, 1, 2).reshape(-1, batch, mem_dim)
-        tpos = model.maskmem_tpos_enc[frame_tpos.to(device)]  # (F, K, 1, 1, mem_dim)
+        tpos = model.maskmem_tpos_enc[frame_tpos.long()]  # (F, K, 1, 1, mem_dim)
         memory_pos = pos_enc.unsqueeze(0) + tpos.view(max_frames, 1, batch, mem_dim)
         memory_pos = memory_pos.reshape(max_frames * tokens_per_frame, batch, mem_dim)
         memory = memory.to(memory_pos.dtype)
 
         # Object pointers: (P*tokens_per_pointer, K, mem_dim) with temporal positions.
         pointer_tokens = 0
-        pointer_valid = torch.zeros(batch, max_pointers, dtype=torch.bool, device="cpu")
+        pointer_valid = torch.zeros(batch, max_pointers, dtype=torch.bool, device=device)
         if model.use_obj_ptrs_in_encoder and max_pointers > 0:
-            pointers = torch.zeros(max_pointers, batch, hidden_dim, device=device)
-            distances = torch.zeros(max_pointers, batch, device="cpu")
-            stacked, where = [], []
-            for b, object_pointers in enumerate(pointers_per_object):
-                for p, (distance, tensor) in enumerate(object_pointers):
-                    stacked.append(tensor)
-                    where.append((p, b))
-                    distances[p, b] = distance
-                    pointer_valid[b, p] = True
-            p_index = torch.tensor([w[0] for w in where], device=device)
-            b_index = torch.tensor([w[1] for w in where], device=device)
-            pointers[p_index, b_index] = torch.stack(stacked).to(pointers.dtype)
+            pointers, distances, pointer_valid = _pad_batch(
+                pointers_per_object, max_pointers, device
+            )
+            pointers = pointers.float()
             if model.add_tpos_enc_to_obj_ptrs:
                 from sam2.modeling.sam2_utils import get_1d_sine_pe
 
                 t_diff_max = self.max_object_pointers - 1
                 tpos_dim = hidden_dim if model.proj_tpos_enc_in_obj_ptrs else mem_dim
-                pointer_pos = get_1d_sine_pe(distances.to(device) / t_diff_max, dim=tpos_dim)
+                pointer_pos = get_1d_sine_pe(distances / t_diff_max, dim=tpos_dim)
                 pointer_pos = model.obj_ptr_tpos_proj(pointer_pos)  # (P, K, mem_dim)
             else:
                 pointer_pos = pointers.new_zeros(max_pointers, batch, mem_dim)
@@ -383,15 +361,21 @@ class Sam2StreamSegmenter(Segmenter):
             memory = torch.cat([memory, pointers.to(memory.dtype)], dim=0)
             memory_pos = torch.cat([memory_pos, pointer_pos.to(memory_pos.dtype)], dim=0)
 
-        # Keys to attend to: all real tokens; padding masked out. None when no padding.
-        valid = torch.cat(
-            [
-                frame_valid.repeat_interleave(tokens_per_frame, dim=1),
-                pointer_valid.repeat_interleave(tokens_per_pointer, dim=1)[:, :pointer_tokens],
-            ],
-            dim=1,
-        )
-        key_mask = None if bool(valid.all()) else valid.to(device)
+        # Keys to attend to: all real tokens, padding masked out. Padding exists exactly
+        # when the objects' memory layouts differ (decided on the host, no device sync);
+        # without it the mask is None and attention can use its fastest kernel.
+        layouts = {
+            (len(f), len(p)) for f, p in zip(frames_per_object, pointers_per_object, strict=True)
+        }
+        key_mask = None
+        if len(layouts) > 1:
+            key_mask = torch.cat(
+                [
+                    frame_valid.repeat_interleave(tokens_per_frame, dim=1),
+                    pointer_valid.repeat_interleave(tokens_per_pointer, dim=1)[:, :pointer_tokens],
+                ],
+                dim=1,
+            )
         vision = [f.expand(-1, batch, -1) for f in features.vision_feats[-1:]]
         vision_pos = [p.expand(-1, batch, -1) for p in features.vision_pos[-1:]]
         attended = _masked_memory_attention(
@@ -521,6 +505,30 @@ class _FrameFeatures:
     vision_feats: list[torch.Tensor]  # per level (h*w, 1, C)
     vision_pos: list[torch.Tensor]
     feat_sizes: list[tuple[int, int]]
+
+
+def _pad_batch(
+    items_per_object: list[list[tuple[int, torch.Tensor]]], length: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stack per-object lists of (position value, tensor) into a zero-padded batch.
+
+    Returns values (length, K, *tensor shape), positions (length, K) float32 and valid
+    (K, length) bool, all on `device`. The index and position arrays are built on the
+    host and copied once, so no per-object device work happens here.
+    """
+    batch = len(items_per_object)
+    slots = [(i, b) for b, items in enumerate(items_per_object) for i in range(len(items))]
+    sample = items_per_object[slots[0][1]][0][1]
+    values = torch.zeros(length, batch, *sample.shape, dtype=sample.dtype, device=device)
+    positions = np.zeros((length, batch), np.float32)
+    valid = np.zeros((batch, length), bool)
+    for i, b in slots:
+        positions[i, b] = items_per_object[b][i][0]
+        valid[b, i] = True
+    index = torch.from_numpy(np.array(slots, np.int64).T.copy()).to(device, non_blocking=True)
+    values[index[0], index[1]] = torch.stack([items_per_object[b][i][1] for i, b in slots])
+    positions_t = torch.from_numpy(positions).to(device, non_blocking=True)
+    return values, positions_t, torch.from_numpy(valid).to(device, non_blocking=True)
 
 
 def _select(outputs: _FrameOutputs, order: list[int]) -> _FrameOutputs:
