@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
 import numpy as np
 from seg2track_msgs.msg import RLEMask
 from vision_msgs.msg import BoundingBox2D
 
 from seg2track_ros.engine.masks import counts_to_mask, mask_to_box, mask_to_counts
+from seg2track_ros.engine.types import Detections
 
 
 def mask_to_rle_msg(mask: np.ndarray) -> RLEMask:
@@ -37,3 +42,183 @@ def mask_to_bbox_msg(mask: np.ndarray) -> BoundingBox2D:
     """Tight BoundingBox2D of a mask; all zero when the mask is empty."""
     corners = mask_to_box(mask)
     return BoundingBox2D() if corners is None else xyxy_to_bbox_msg(*corners)
+
+
+# --------------------------------------------------------------------------- images
+# Channels per supported sensor_msgs/Image encoding (8 bits per channel).
+IMAGE_ENCODINGS = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "bgra8": 4}
+
+
+class RejectedInput(ValueError):
+    """An input message the node cannot use; ``reason`` is a short key for diagnostics."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def image_to_rgb(msg, max_pixels: int | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB array of a sensor_msgs/Image (rgb8, bgr8, mono8, rgba8, bgra8).
+
+    Row padding (``step`` > width * channels) is honoured. Raises RejectedInput with
+    reasons: empty_image, unsupported_encoding, too_many_pixels, step_too_small,
+    data_size_mismatch. This is the package's own conversion; the node uses cv_bridge
+    instead where it is installed (see ``ImageConverter``).
+    """
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    _check_image_header(msg, max_pixels)
+    channels = IMAGE_ENCODINGS[msg.encoding]
+    data = np.frombuffer(memoryview(msg.data), dtype=np.uint8)
+    if data.size != step * height:
+        raise RejectedInput(
+            "data_size_mismatch",
+            f"image data has {data.size} bytes, step * height = {step} * {height}"
+            f" = {step * height}",
+        )
+    pixels = data.reshape(height, step)[:, : width * channels].reshape(height, width, channels)
+    encoding = msg.encoding
+    if encoding == "rgb8":
+        rgb = pixels
+    elif encoding == "bgr8":
+        rgb = pixels[..., ::-1]
+    elif encoding == "rgba8":
+        rgb = pixels[..., :3]
+    elif encoding == "bgra8":
+        rgb = pixels[..., 2::-1]
+    else:  # mono8
+        rgb = np.repeat(pixels, 3, axis=2)
+    return np.ascontiguousarray(rgb)
+
+
+def _check_image_header(msg, max_pixels: int | None) -> None:
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height == 0 or width == 0:
+        raise RejectedInput("empty_image", f"image is {width}x{height}")
+    if msg.encoding not in IMAGE_ENCODINGS:
+        raise RejectedInput(
+            "unsupported_encoding",
+            f"encoding '{msg.encoding}' is not supported (use one of {', '.join(IMAGE_ENCODINGS)})",
+        )
+    if max_pixels is not None and height * width > max_pixels:
+        raise RejectedInput(
+            "too_many_pixels",
+            f"image {width}x{height} has {width * height} pixels, max_image_pixels is {max_pixels}",
+        )
+    minimum = width * IMAGE_ENCODINGS[msg.encoding]
+    if step < minimum:
+        raise RejectedInput("step_too_small", f"step {step} is below width * channels = {minimum}")
+
+
+class ImageConverter:
+    """sensor_msgs/Image -> RGB array: cv_bridge where installed, else image_to_rgb.
+
+    Header checks (size, encoding, pixel limit, step, data length) always run here, so
+    both paths reject the same inputs with the same reasons.
+    """
+
+    def __init__(self, max_pixels: int | None = None, use_cv_bridge: bool = True) -> None:
+        self.max_pixels = max_pixels
+        self._bridge = None
+        if use_cv_bridge:
+            try:
+                from cv_bridge import CvBridge
+            except ImportError:
+                pass
+            else:
+                self._bridge = CvBridge()
+
+    @property
+    def backend(self) -> str:
+        return "cv_bridge" if self._bridge is not None else "seg2track_ros.ros.conversions"
+
+    def __call__(self, msg) -> np.ndarray:
+        if self._bridge is None:
+            return image_to_rgb(msg, self.max_pixels)
+        _check_image_header(msg, self.max_pixels)
+        expected = int(msg.step) * int(msg.height)
+        if len(msg.data) != expected:
+            raise RejectedInput(
+                "data_size_mismatch",
+                f"image data has {len(msg.data)} bytes, step * height = {expected}",
+            )
+        return np.ascontiguousarray(self._bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
+
+
+# ----------------------------------------------------------------------- detections
+@dataclass
+class DetectionConversion:
+    """Engine detections from one Detection2DArray, and what was dropped or changed."""
+
+    detections: Detections
+    rejected: Counter = field(default_factory=Counter)  # reason -> count (dropped)
+    clipped: int = 0  # boxes partly outside the image, clipped to it
+    rotated: int = 0  # rotated boxes replaced by their axis-aligned bound
+
+
+def detections_from_msg(
+    msg, width: int, height: int, max_detections: int | None = None
+) -> DetectionConversion:
+    """Engine Detections from a vision_msgs/Detection2DArray for a width x height image.
+
+    Per detection: class id and score from the highest-scoring hypothesis; the box from
+    bbox center and size; a rotated box (center.theta != 0) becomes its axis-aligned
+    bound; a box partly outside the image is clipped. Dropped, counted by reason:
+    missing_class_id (no hypothesis or an empty class id), non_finite (NaN/inf in the
+    box or score), non_positive_size, outside_image, over_max_detections (the lowest
+    scores beyond max_detections).
+    """
+    rejected: Counter = Counter()
+    boxes, scores, class_ids = [], [], []
+    clipped = rotated = 0
+    for detection in msg.detections:
+        if not detection.results:
+            rejected["missing_class_id"] += 1
+            continue
+        best = max(detection.results, key=lambda r: r.hypothesis.score)
+        class_id = best.hypothesis.class_id.strip()
+        if not class_id:
+            rejected["missing_class_id"] += 1
+            continue
+        box = detection.bbox
+        values = (
+            box.center.position.x,
+            box.center.position.y,
+            box.size_x,
+            box.size_y,
+            box.center.theta,
+            best.hypothesis.score,
+        )
+        if not all(math.isfinite(v) for v in values):
+            rejected["non_finite"] += 1
+            continue
+        cx, cy, size_x, size_y, theta, score = values
+        if size_x <= 0 or size_y <= 0:
+            rejected["non_positive_size"] += 1
+            continue
+        if theta != 0.0:
+            rotated += 1
+            cos, sin = abs(math.cos(theta)), abs(math.sin(theta))
+            size_x, size_y = size_x * cos + size_y * sin, size_x * sin + size_y * cos
+        x0, y0 = cx - size_x / 2, cy - size_y / 2
+        x1, y1 = cx + size_x / 2, cy + size_y / 2
+        cx0, cy0 = min(max(x0, 0.0), width), min(max(y0, 0.0), height)
+        cx1, cy1 = min(max(x1, 0.0), width), min(max(y1, 0.0), height)
+        if cx1 <= cx0 or cy1 <= cy0:
+            rejected["outside_image"] += 1
+            continue
+        if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
+            clipped += 1
+        boxes.append((cx0, cy0, cx1, cy1))
+        scores.append(score)
+        class_ids.append(class_id)
+    keep = np.arange(len(scores))
+    if max_detections is not None and len(scores) > max_detections:
+        rejected["over_max_detections"] += len(scores) - max_detections
+        best_first = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+        keep = np.sort(best_first[:max_detections])  # message order among the kept
+    detections = Detections(
+        np.asarray(boxes, dtype=np.float32).reshape(-1, 4)[keep],
+        np.asarray(scores, dtype=np.float32)[keep],
+        tuple(class_ids[i] for i in keep),
+    )
+    return DetectionConversion(detections, rejected, clipped, rotated)
