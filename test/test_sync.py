@@ -1,0 +1,76 @@
+"""Stamp pairing of images and detections."""
+
+from __future__ import annotations
+
+import pytest
+
+from seg2track_ros.ros.sync import StampSynchronizer
+
+MS = 1_000_000
+
+
+def _stamps(pairs):
+    return [(p.stamp_ns, p.detections) for p in pairs]
+
+
+def test_exact_pairing_in_either_arrival_order():
+    sync = StampSynchronizer(timeout_ns=200 * MS)
+    assert sync.add_image(100, "img100", now_ns=0) == []
+    assert _stamps(sync.add_detections(100, "det100", now_ns=1)) == [(100, "det100")]
+    # detections first
+    assert sync.add_detections(200, "det200", now_ns=2) == []
+    (pair,) = sync.add_image(200, "img200", now_ns=3)
+    assert (pair.image, pair.detections, pair.received_ns) == ("img200", "det200", 3)
+
+
+def test_image_without_detections_is_released_after_the_timeout():
+    sync = StampSynchronizer(timeout_ns=50 * MS)
+    sync.add_image(100, "img", now_ns=0)
+    assert sync.poll(now_ns=49 * MS) == []
+    assert _stamps(sync.poll(now_ns=50 * MS)) == [(100, None)]
+    assert sync.pending_images == 0
+    # its late detections are dropped, not paired with a later image
+    sync.add_detections(100, "late", now_ns=51 * MS)
+    assert sync.dropped_detections == 1
+    sync.add_image(200, "img200", now_ns=52 * MS)
+    assert _stamps(sync.poll(now_ns=200 * MS)) == [(200, None)]
+
+
+def test_later_detections_release_earlier_waiting_images_in_order():
+    sync = StampSynchronizer(timeout_ns=10_000 * MS)
+    sync.add_image(100, "a", 0)
+    sync.add_image(200, "b", 1)
+    sync.add_image(300, "c", 2)
+    assert _stamps(sync.add_detections(200, "det200", 3)) == [(100, None), (200, "det200")]
+    assert sync.pending_images == 1
+
+
+def test_approximate_pairing_within_slop():
+    sync = StampSynchronizer(slop_ns=5 * MS, timeout_ns=10_000 * MS)
+    sync.add_image(100 * MS, "img", 0)
+    assert sync.add_detections(106 * MS, "too far", 1) == []
+    assert _stamps(sync.add_detections(104 * MS, "near", 2)) == [(100 * MS, "near")]
+    exact = StampSynchronizer(slop_ns=0, timeout_ns=10_000 * MS)
+    exact.add_image(100 * MS, "img", 0)
+    assert exact.add_detections(100 * MS + 1, "off by 1 ns", 1) == []
+
+
+def test_buffers_are_bounded():
+    sync = StampSynchronizer(timeout_ns=10_000 * MS, max_pending=3)
+    released = []
+    for stamp in range(1, 6):
+        released += sync.add_image(stamp, f"img{stamp}", stamp)
+    assert _stamps(released) == [(1, None), (2, None)]
+    assert sync.pending_images == 3
+    for stamp in range(100, 106):
+        sync.add_detections(stamp, "future", 0)
+    assert sync.dropped_detections == 3
+    sync.reset()
+    assert sync.pending_images == 0
+
+
+def test_invalid_settings():
+    with pytest.raises(ValueError):
+        StampSynchronizer(slop_ns=-1)
+    with pytest.raises(ValueError):
+        StampSynchronizer(max_pending=0)
