@@ -1,0 +1,271 @@
+"""tracker_node's ROS parameters: declaration (default, description, range) and reading
+into the engine's typed configs plus the node's own settings.
+
+Engine settings keep their config names: the segmenter's at the top level (``model``,
+``checkpoint``, ``device``, ``image_size``, ...), the track manager's under ``tracker.``
+(``tracker.max_weak_frames``), per-class thresholds under
+``tracker.classes.<class_id>.<name>`` for every id in ``tracker.class_ids`` and
+``tracker.default_class.<name>`` for the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
+from seg2track_ros.engine.config import (
+    MODEL_SIZES,
+    ClassThresholds,
+    ConfigError,
+    EngineConfig,
+    SegmenterConfig,
+    TrackerConfig,
+)
+
+
+class ParameterError(ConfigError):
+    """An invalid parameter value; the message names the parameter."""
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """tracker_node settings that are not the engine's."""
+
+    image_topic: str = "image"
+    detections_topic: str = "detections"
+    input_reliability: str = "best_effort"
+    input_depth: int = 5
+    mode: str = "realtime"
+    sync_slop: float = 0.0
+    sync_timeout: float = 0.2
+    sync_queue: int = 30
+    max_detections: int = 300
+    max_image_pixels: int = 16_000_000
+    publish_overlay: bool = False
+    diagnostics_period: float = 1.0
+    autostart: bool = True
+
+
+NODE_DESCRIPTIONS = {
+    "image_topic": "sensor_msgs/Image input topic (node-relative; remapping works too)",
+    "detections_topic": "vision_msgs/Detection2DArray input topic (node-relative)",
+    "input_reliability": "QoS of the inputs: best_effort (SensorDataQoS, cameras) or reliable"
+    " (replay, lockstep evaluation)",
+    "input_depth": "QoS history depth of the inputs",
+    "mode": "realtime: never block, track the newest pair, drop and count older ones;"
+    " lockstep: track every frame in order (replay and evaluation)",
+    "sync_slop": "seconds: 0 pairs image and detections by exact stamp; > 0 pairs the"
+    " nearest stamps within this",
+    "sync_timeout": "seconds an image waits for its detections before it is tracked without",
+    "sync_queue": "images (and detection messages) buffered while waiting to pair",
+    "max_detections": "at most this many detections per message (the highest scores are kept)",
+    "max_image_pixels": "images with more pixels are rejected",
+    "publish_overlay": "publish a bgr8 image with coloured masks and ids on 'overlay'",
+    "diagnostics_period": "seconds between /diagnostics messages",
+    "autostart": "configure and activate at start (no lifecycle manager needed)",
+}
+
+SEGMENTER_DESCRIPTIONS = {
+    "model": f"SAM 2.1 model size: {', '.join(MODEL_SIZES)}",
+    "checkpoint": "checkpoint file; empty: the default cache location for the model;"
+    " 'random': random weights, meaningless masks (tests and benchmarks only)",
+    "device": "auto (CUDA when available), cpu, cuda or cuda:N",
+    "image_size": "side of the square image SAM 2 sees (official models: 1024)",
+    "bf16": "bfloat16 autocast on CUDA",
+    "compile": "torch.compile the image encoder (CUDA; slow first frames)",
+    "max_conditioning_frames": "prompted frames kept per object (oldest dropped first)",
+    "max_object_pointers": "object pointers attended to per object (SAM 2 uses 16)",
+}
+
+TRACKER_DESCRIPTIONS = {
+    "min_association_iou": "pairs with IoU(track mask, detection box) below this never match",
+    "iou_weight": "association cost weight of 1 - IoU(mask, box)",
+    "centroid_weight": "association cost weight of the mask-centroid to box-centre distance"
+    " over the box diagonal",
+    "confidence_weight": "association cost multiplier (1 + w * (1 - detection score))",
+    "match_across_classes": "let a detection match a track of another class",
+    "removal_quality": "predicted IoU below this makes a frame weak",
+    "lost_logit": "object-score logit at or below this makes a frame weak (LOST)",
+    "max_weak_frames": "a track is removed after this many consecutive weak frames",
+    "reinforcement_quality": "a track with predicted IoU below this is pending (re-promptable)",
+    "reliable_logit": "a track with logit at or below this is pending (re-promptable)",
+    "occlusion_iou": "two tracks' masks overlapping with IoU above this: one is occluded",
+    "occlusion_logit_margin": "logits closer than this: the one that varied more is occluded",
+    "occlusion_history": "frames of logit history used for that variance",
+    "birth_existence": "existence probability of a new track before its first update",
+    "survival_probability": "per-frame survival probability of the existence filter",
+    "detection_probability": "detection probability of a fully visible object",
+    "confirm_existence": "a track is CONFIRMED once its existence reaches this",
+    "min_existence": "a track whose existence falls below this is removed as a ghost",
+    "max_tracks": "at most this many tracks at once",
+}
+
+CLASS_DESCRIPTIONS = {
+    "detection_threshold": "detections scoring below this are ignored",
+    "addition_threshold": "an unmatched detection starts a track when more than this fraction"
+    " of its box is uncovered by tracks",
+    "reinforcement_detection_score": "a pending track is re-prompted with a matched detection"
+    " scoring at least this",
+}
+
+# Ranges enforced by ROS (set_parameters is refused outside them) and by reading.
+_UNIT = (0.0, 1.0)
+FLOAT_RANGES = {
+    "iou_weight": (0.0, 10.0),
+    "centroid_weight": (0.0, 10.0),
+    "confidence_weight": (0.0, 10.0),
+    "lost_logit": (-1000.0, 1000.0),
+    "reliable_logit": (-1000.0, 1000.0),
+    "occlusion_logit_margin": (0.0, 100.0),
+    "sync_slop": (0.0, 10.0),
+    "sync_timeout": (0.0, 60.0),
+    "diagnostics_period": (0.1, 60.0),
+}
+INT_RANGES = {
+    "image_size": (64, 4096, 64),
+    "max_conditioning_frames": (1, 64, 1),
+    "max_object_pointers": (1, 64, 1),
+    "max_weak_frames": (1, 10_000, 1),
+    "occlusion_history": (1, 1000, 1),
+    "max_tracks": (1, 10_000, 1),
+    "input_depth": (1, 1000, 1),
+    "sync_queue": (1, 1000, 1),
+    "max_detections": (1, 100_000, 1),
+    "max_image_pixels": (1, 1 << 30, 1),
+}
+CHOICES = {
+    "model": MODEL_SIZES,
+    "input_reliability": ("best_effort", "reliable"),
+    "mode": ("realtime", "lockstep"),
+}
+
+
+def _descriptor(name: str, leaf: str, description: str, default: Any) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(name=name, description=description)
+    if leaf in CHOICES:
+        descriptor.additional_constraints = f"one of: {', '.join(CHOICES[leaf])}"
+    if isinstance(default, bool):
+        return descriptor
+    if isinstance(default, int) and leaf in INT_RANGES:
+        low, high, step = INT_RANGES[leaf]
+        descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=step)]
+    elif isinstance(default, float):
+        low, high = FLOAT_RANGES.get(leaf, _UNIT)
+        descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high)]
+    return descriptor
+
+
+def _fields(config: Any) -> dict[str, Any]:
+    return {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if not dataclasses.is_dataclass(getattr(config, f.name))
+        and not isinstance(getattr(config, f.name), dict)
+    }
+
+
+def _declare(
+    node, name: str, leaf: str, default: Any, description: str, errors: dict[str, str]
+) -> None:
+    if node.has_parameter(name):
+        return
+    descriptor = _descriptor(name, leaf, description, default)
+    try:
+        node.declare_parameter(name, default, descriptor)
+    except (InvalidParameterValueException, InvalidParameterTypeException) as error:
+        # A bad value from a YAML file or the command line must not crash the process:
+        # keep the default and fail configure with this message until it is set right.
+        errors[name] = f"parameter '{name}': {error}"
+        node.declare_parameter(name, default, descriptor, ignore_override=True)
+
+
+def declare_parameters(node) -> dict[str, str]:
+    """Declare every tracker_node parameter on `node` (idempotent).
+
+    Returns {parameter: message} for overrides that were refused (wrong type or out of
+    range); pass it to read_parameters, which raises for those still unset.
+    """
+    errors: dict[str, str] = {}
+    defaults = EngineConfig()
+    for name, default in _fields(NodeSettings()).items():
+        _declare(node, name, name, default, NODE_DESCRIPTIONS[name], errors)
+    for name, default in _fields(defaults.segmenter).items():
+        _declare(node, name, name, default, SEGMENTER_DESCRIPTIONS[name], errors)
+    for name, default in _fields(defaults.tracker).items():
+        _declare(node, f"tracker.{name}", name, default, TRACKER_DESCRIPTIONS[name], errors)
+    class_ids = list(defaults.tracker.classes)
+    _declare(
+        node,
+        "tracker.class_ids",
+        "class_ids",
+        class_ids,
+        "class ids with their own thresholds under tracker.classes.<id>.*",
+        errors,
+    )
+    for name, default in _fields(defaults.tracker.default_class).items():
+        _declare(
+            node,
+            f"tracker.default_class.{name}",
+            name,
+            default,
+            CLASS_DESCRIPTIONS[name] + " (classes not in tracker.class_ids)",
+            errors,
+        )
+    for class_id in node.get_parameter("tracker.class_ids").value:
+        base = defaults.tracker.classes.get(class_id, defaults.tracker.default_class)
+        for name, default in _fields(base).items():
+            _declare(
+                node,
+                f"tracker.classes.{class_id}.{name}",
+                name,
+                default,
+                f"{CLASS_DESCRIPTIONS[name]} (class '{class_id}')",
+                errors,
+            )
+    return errors
+
+
+def read_parameters(
+    node, refused: dict[str, str] | None = None
+) -> tuple[EngineConfig, NodeSettings]:
+    """The engine config and node settings from `node`'s parameters; ParameterError names
+    the offending parameter. `refused` is declare_parameters' result (entries are
+    removed by the caller once the parameter has been set to a valid value)."""
+    if refused:
+        raise ParameterError("; ".join(refused[name] for name in sorted(refused)))
+
+    def value(name: str) -> Any:
+        return node.get_parameter(name).value
+
+    settings = NodeSettings(**{name: value(name) for name in _fields(NodeSettings())})
+    segmenter = SegmenterConfig(**{name: value(name) for name in _fields(SegmenterConfig())})
+    scalars = {name: value(f"tracker.{name}") for name in _fields(TrackerConfig())}
+    default_class = ClassThresholds(
+        **{n: value(f"tracker.default_class.{n}") for n in _fields(ClassThresholds())}
+    )
+    classes = {
+        class_id: ClassThresholds(
+            **{n: value(f"tracker.classes.{class_id}.{n}") for n in _fields(ClassThresholds())}
+        )
+        for class_id in value("tracker.class_ids")
+    }
+    tracker = TrackerConfig(default_class=default_class, classes=classes, **scalars)
+    for name, choices in CHOICES.items():
+        current = getattr(settings, name, None) or getattr(segmenter, name, None)
+        if current not in choices:
+            raise ParameterError(f"parameter '{name}' must be one of {', '.join(choices)}")
+    try:
+        segmenter.validate()
+    except ConfigError as error:
+        raise ParameterError(f"parameter {error}") from error
+    try:
+        tracker.validate()
+    except ConfigError as error:
+        raise ParameterError(f"parameter tracker.{error}") from error
+    if settings.sync_timeout <= 0:
+        raise ParameterError("parameter 'sync_timeout' must be > 0")
+    return EngineConfig(tracker=tracker, segmenter=segmenter), settings
