@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from seg2track_msgs.msg import RLEMask
-from vision_msgs.msg import BoundingBox2D
+from seg2track_msgs.msg import RLEMask, TrackedObject, TrackedObjectArray
+from sensor_msgs.msg import Image
+from vision_msgs.msg import (
+    BoundingBox2D,
+    Detection2D,
+    Detection2DArray,
+    ObjectHypothesisWithPose,
+)
 
 from seg2track_ros.engine.masks import counts_to_mask, mask_to_box, mask_to_counts
-from seg2track_ros.engine.types import Detections
+from seg2track_ros.engine.types import Detections, Track
 
 
 def mask_to_rle_msg(mask: np.ndarray) -> RLEMask:
@@ -222,3 +229,109 @@ def detections_from_msg(
         tuple(class_ids[i] for i in keep),
     )
     return DetectionConversion(detections, rejected, clipped, rotated)
+
+
+# -------------------------------------------------------------------------- outputs
+def tracks_to_msg(tracks: Sequence[Track], header) -> TrackedObjectArray:
+    """seg2track_msgs/TrackedObjectArray with the input image's header."""
+    msg = TrackedObjectArray()
+    msg.header = header
+    for track in tracks:
+        obj = TrackedObject()
+        obj.track_id = int(track.track_id)
+        obj.class_id = track.class_id
+        obj.detection_score = float(track.detection_score)
+        obj.mask_score = float(track.mask_score)
+        obj.existence = float(track.existence)
+        obj.state = int(track.state)
+        obj.age = int(track.age)
+        obj.frames_since_detection = int(track.frames_since_detection)
+        obj.bbox = BoundingBox2D() if track.bbox is None else xyxy_to_bbox_msg(*track.bbox)
+        obj.mask = mask_to_rle_msg(track.mask)
+        msg.objects.append(obj)
+    return msg
+
+
+def tracks_to_detections_msg(tracks: Sequence[Track], header) -> Detection2DArray:
+    """vision_msgs/Detection2DArray: id = track id, bbox from the mask, class and score
+    (the last associated detection's) in results. Tracks with empty masks are left out."""
+    msg = Detection2DArray()
+    msg.header = header
+    for track in tracks:
+        if track.bbox is None:
+            continue
+        detection = Detection2D()
+        detection.header = header
+        detection.id = str(track.track_id)
+        detection.bbox = xyxy_to_bbox_msg(*track.bbox)
+        hypothesis = ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id = track.class_id
+        hypothesis.hypothesis.score = float(track.detection_score)
+        detection.results.append(hypothesis)
+        msg.detections.append(detection)
+    return msg
+
+
+def instance_labels(tracks: Sequence[Track], height: int, width: int) -> np.ndarray:
+    """(H, W) uint16: pixel = track id, 0 = background. Ids above 65535 wrap modulo
+    65535 into 1..65535 (never 0), so a label is ambiguous only after 65535 tracks."""
+    labels = np.zeros((height, width), dtype=np.uint16)
+    for track in tracks:
+        labels[track.mask] = (int(track.track_id) - 1) % 65535 + 1
+    return labels
+
+
+def labels_to_image_msg(labels: np.ndarray, header) -> Image:
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = int(labels.shape[0]), int(labels.shape[1])
+    msg.encoding = "mono16"
+    msg.is_bigendian = 0
+    msg.step = msg.width * 2
+    msg.data = labels.astype("<u2").tobytes()
+    return msg
+
+
+def overlay_image(rgb: np.ndarray, tracks: Sequence[Track], alpha: float = 0.5) -> np.ndarray:
+    """bgr8 picture of the frame with each track's mask tinted and its id and class drawn."""
+    import cv2
+
+    bgr = np.ascontiguousarray(rgb[..., ::-1]).copy()
+    for track in tracks:
+        colour = track_colour(track.track_id)
+        if track.mask.any():
+            bgr[track.mask] = (
+                (1 - alpha) * bgr[track.mask] + alpha * np.array(colour, np.float32)
+            ).astype(np.uint8)
+        if track.bbox is not None:
+            x0, y0 = int(track.bbox[0]), int(track.bbox[1])
+            cv2.putText(
+                bgr,
+                f"{track.track_id} {track.class_id}",
+                (x0, max(y0 - 3, 10)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.45,
+                colour,
+                1,
+                cv2.LINE_AA,
+            )
+    return bgr
+
+
+def track_colour(track_id: int) -> tuple[int, int, int]:
+    """A stable, well-spread BGR colour per track id (golden-ratio hue steps)."""
+    import colorsys
+
+    hue = (track_id * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 1.0)
+    return int(b * 255), int(g * 255), int(r * 255)
+
+
+def bgr_to_image_msg(bgr: np.ndarray, header) -> Image:
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = int(bgr.shape[0]), int(bgr.shape[1])
+    msg.encoding = "bgr8"
+    msg.step = msg.width * 3
+    msg.data = np.ascontiguousarray(bgr).tobytes()
+    return msg
