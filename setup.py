@@ -22,5 +22,10 @@ setup(
     maintainer_email="maintainers@seg2track.dev",
     description="SAM 2 based multi-object tracking and segmentation for ROS 2.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["seg2track = seg2track_ros.cli:main"]},
+    entry_points={
+        "console_scripts": [
+            "seg2track = seg2track_ros.cli:main",
+            "tracker_node = seg2track_ros.ros.tracker_node:main",
+        ]
+    },
 )

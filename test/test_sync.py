@@ -74,3 +74,13 @@ def test_invalid_settings():
         StampSynchronizer(slop_ns=-1)
     with pytest.raises(ValueError):
         StampSynchronizer(max_pending=0)
+
+
+def test_rewind_when_stamps_go_backwards():
+    sync = StampSynchronizer(timeout_ns=10_000 * MS)
+    sync.add_image(500, "a", 0)
+    sync.add_detections(500, "d", 1)
+    assert not sync.rewind_if_before(600)
+    assert sync.rewind_if_before(100)
+    sync.add_image(100, "looped", 2)
+    assert _stamps(sync.add_detections(100, "d100", 3)) == [(100, "d100")]

@@ -47,6 +47,14 @@ class StampSynchronizer:
         self._detections.clear()
         self._last_released = None
 
+    def rewind_if_before(self, stamp_ns: int) -> bool:
+        """Forget everything when stamp_ns precedes the last released image (a bag
+        looping, a clock reset); returns whether it did."""
+        if self._last_released is not None and stamp_ns < self._last_released:
+            self.reset()
+            return True
+        return False
+
     @property
     def pending_images(self) -> int:
         return len(self._images)

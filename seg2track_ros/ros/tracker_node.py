@@ -1,0 +1,457 @@
+"""tracker_node: the ROS 2 lifecycle node around the Seg2Track engine.
+
+A thin adapter: messages in (conversions.py), pairing (sync.py), one worker thread that
+calls ``Tracker.step``, messages out. All tracking logic lives in the engine.
+
+Lifecycle: configure reads and validates parameters and loads the model (a failure
+leaves the node unconfigured and alive, so it can be configured again); activate
+subscribes and starts the worker; deactivate stops them and frees the model (activate
+loads it again); cleanup drops publishers and settings. With ``autostart`` (default) the
+node walks itself to active.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from seg2track_msgs.msg import TrackedObjectArray
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+from vision_msgs.msg import Detection2DArray
+
+from seg2track_ros.engine.checkpoints import CheckpointError
+from seg2track_ros.engine.config import ConfigError, EngineConfig
+from seg2track_ros.engine.types import Detections, InvalidInputError
+from seg2track_ros.ros.conversions import (
+    ImageConverter,
+    RejectedInput,
+    bgr_to_image_msg,
+    detections_from_msg,
+    instance_labels,
+    labels_to_image_msg,
+    overlay_image,
+    tracks_to_detections_msg,
+    tracks_to_msg,
+)
+from seg2track_ros.ros.parameters import (
+    NodeSettings,
+    ParameterError,
+    declare_parameters,
+    read_parameters,
+)
+from seg2track_ros.ros.sync import StampSynchronizer, SyncedPair
+
+OUTPUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+WARN_EVERY_S = 5.0
+LOCKSTEP_QUEUE = 10_000
+
+
+@dataclass
+class _Frame:
+    header: object
+    rgb: np.ndarray
+    detections_msg: Detection2DArray | None
+    received_ns: int
+
+
+@dataclass
+class _Stats:
+    """Counters for /diagnostics (guarded by the node's stats lock)."""
+
+    frames_in: int = 0
+    frames_processed: int = 0
+    frames_dropped: int = 0
+    rejected: collections.Counter = field(default_factory=collections.Counter)
+    stamp_latency_ms: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=300)
+    )
+    processing_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=300))
+    processed_times: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=300)
+    )
+    active_tracks: int = 0
+
+
+class TrackerNode(LifecycleNode):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("tracker_node", **kwargs)
+        self._refused = declare_parameters(self)
+        self.add_post_set_parameters_callback(self._on_parameters_set)
+        self._config: EngineConfig | None = None
+        self._settings: NodeSettings | None = None
+        self._tracker = None
+        self._segmenter = None
+        self._engine_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self._stats = _Stats()
+        self._queue: collections.deque[_Frame] = collections.deque()
+        self._queue_ready = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self._running = False
+        self._subscriptions = []
+        self._timers = []
+        self._publishers_made = False
+        self._sync: StampSynchronizer | None = None
+        self._converter: ImageConverter | None = None
+        self._last_stamp_ns: int | None = None
+        self._last_size: tuple[int, int] | None = None
+        self._warned_rotated = False
+        self.create_service(Trigger, "~/reset", self._on_reset)
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._config, self._settings = read_parameters(self, self._refused)
+        except ParameterError as error:
+            self.get_logger().error(f"configure failed: {error}")
+            return TransitionCallbackReturn.FAILURE
+        if not self._load_engine():
+            return TransitionCallbackReturn.FAILURE
+        settings = self._settings
+        self._tracks_pub = self.create_lifecycle_publisher(TrackedObjectArray, "tracks", OUTPUT_QOS)
+        self._detections_pub = self.create_lifecycle_publisher(
+            Detection2DArray, "tracked_detections", OUTPUT_QOS
+        )
+        self._labels_pub = self.create_lifecycle_publisher(Image, "instance_labels", OUTPUT_QOS)
+        self._overlay_pub = (
+            self.create_lifecycle_publisher(Image, "overlay", OUTPUT_QOS)
+            if settings.publish_overlay
+            else None
+        )
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_QOS)
+        self._publishers_made = True
+        self._converter = ImageConverter(max_pixels=settings.max_image_pixels)
+        self._sync = StampSynchronizer(
+            slop_ns=int(settings.sync_slop * 1e9),
+            timeout_ns=int(settings.sync_timeout * 1e9),
+            max_pending=settings.sync_queue,
+        )
+        self.get_logger().info(
+            f"configured: model {self._config.segmenter.model} on {self._segmenter.device},"
+            f" image_size {self._config.segmenter.image_size}, mode {settings.mode},"
+            f" images via {self._converter.backend}"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._tracker is None and not self._load_engine():
+            return TransitionCallbackReturn.FAILURE
+        settings = self._settings
+        if settings.input_reliability == "reliable":
+            input_qos = QoSProfile(
+                depth=settings.input_depth, reliability=ReliabilityPolicy.RELIABLE
+            )
+        else:
+            input_qos = QoSProfile(
+                depth=settings.input_depth,
+                reliability=qos_profile_sensor_data.reliability,
+                history=qos_profile_sensor_data.history,
+                durability=qos_profile_sensor_data.durability,
+            )
+        self._subscriptions = [
+            self.create_subscription(Image, settings.image_topic, self._on_image, input_qos),
+            self.create_subscription(
+                Detection2DArray, settings.detections_topic, self._on_detections, input_qos
+            ),
+        ]
+        self._timers = [
+            self.create_timer(0.02, self._on_sync_timer),
+            self.create_timer(settings.diagnostics_period, self._publish_diagnostics),
+        ]
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="seg2track_worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"active: '{self.resolve_topic_name(settings.image_topic)}' +"
+            f" '{self.resolve_topic_name(settings.detections_topic)}' -> tracks"
+        )
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_processing()
+        self._free_engine()
+        self.get_logger().info("deactivated: processing stopped, model released")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_processing()
+        self._free_engine()
+        self._destroy_publishers()
+        self._config = self._settings = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_processing()
+        self._free_engine()
+        self._destroy_publishers()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_processing()
+        self._free_engine()
+        return TransitionCallbackReturn.SUCCESS
+
+    # ------------------------------------------------------------------ engine
+    def _load_engine(self) -> bool:
+        from seg2track_ros.engine.sam2_model import build_segmenter
+        from seg2track_ros.engine.tracker import Tracker
+
+        started = time.monotonic()
+        try:
+            segmenter = build_segmenter(self._config.segmenter)
+        except (CheckpointError, ConfigError) as error:
+            self.get_logger().error(f"configure failed: {error}")
+            return False
+        with self._engine_lock:
+            self._segmenter = segmenter
+            self._tracker = Tracker(self._config.tracker, segmenter)
+        self._last_stamp_ns = self._last_size = None
+        self.get_logger().info(f"model loaded in {time.monotonic() - started:.1f} s")
+        return True
+
+    def _free_engine(self) -> None:
+        with self._engine_lock:
+            device = getattr(self._segmenter, "device", None)
+            self._tracker = self._segmenter = None
+        if device is not None and device.type == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def _destroy_publishers(self) -> None:
+        if not self._publishers_made:
+            return
+        for publisher in (
+            self._tracks_pub,
+            self._detections_pub,
+            self._labels_pub,
+            self._overlay_pub,
+            self._diagnostics_pub,
+        ):
+            if publisher is not None:
+                self.destroy_publisher(publisher)
+        self._publishers_made = False
+
+    # ------------------------------------------------------------------ inputs
+    def _on_image(self, msg: Image) -> None:
+        with self._stats_lock:
+            self._stats.frames_in += 1
+        try:
+            rgb = self._converter(msg)
+        except RejectedInput as error:
+            self._reject(error.reason, f"image rejected: {error}")
+            return
+        now = self.get_clock().now().nanoseconds
+        stamp = _stamp_ns(msg.header)
+        # Stamps going backwards (a looping bag): pairing starts afresh; the worker resets
+        # the tracks when it sees the earlier stamp.
+        self._sync.rewind_if_before(stamp)
+        self._enqueue(self._sync.add_image(stamp, _Frame(msg.header, rgb, None, now), now))
+
+    def _on_detections(self, msg: Detection2DArray) -> None:
+        now = self.get_clock().now().nanoseconds
+        self._enqueue(self._sync.add_detections(_stamp_ns(msg.header), msg, now))
+
+    def _on_sync_timer(self) -> None:
+        self._enqueue(self._sync.poll(self.get_clock().now().nanoseconds))
+
+    def _enqueue(self, pairs: list[SyncedPair]) -> None:
+        if not pairs:
+            return
+        realtime = self._settings.mode == "realtime"
+        with self._queue_ready:
+            for pair in pairs:
+                frame: _Frame = pair.image
+                frame.detections_msg = pair.detections
+                limit = 1 if realtime else LOCKSTEP_QUEUE
+                if len(self._queue) >= limit:
+                    self._queue.popleft()
+                    with self._stats_lock:
+                        self._stats.frames_dropped += 1
+                self._queue.append(frame)
+            self._queue_ready.notify()
+
+    # ------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        while True:
+            with self._queue_ready:
+                while self._running and not self._queue:
+                    self._queue_ready.wait(timeout=0.5)
+                if not self._running:
+                    return
+                frame = self._queue.popleft()
+            try:
+                self._process(frame)
+            except Exception as error:  # never let one frame kill the node
+                self._reject("processing_error", f"frame not processed: {error!r}")
+
+    def _process(self, frame: _Frame) -> None:
+        settings = self._settings
+        height, width = frame.rgb.shape[:2]
+        stamp = _stamp_ns(frame.header)
+        detections = Detections.empty()
+        if frame.detections_msg is not None:
+            converted = detections_from_msg(
+                frame.detections_msg, width, height, settings.max_detections
+            )
+            detections = converted.detections
+            for reason, count in converted.rejected.items():
+                self._reject(reason, f"{count} detection(s) dropped: {reason}", count)
+            if converted.rotated and not self._warned_rotated:
+                self._warned_rotated = True
+                self.get_logger().warning(
+                    "rotated detection boxes received: using their axis-aligned bounds"
+                )
+        with self._engine_lock:
+            tracker = self._tracker
+            if tracker is None:
+                return
+            if self._last_stamp_ns is not None and stamp < self._last_stamp_ns:
+                self._reject("stamp_backwards", "image stamp went backwards: tracks reset")
+                tracker.reset()
+            if self._last_size is not None and self._last_size != (height, width):
+                self._reject(
+                    "image_size_changed",
+                    f"image size changed {self._last_size} -> {(height, width)}: tracks reset",
+                )
+                tracker.reset()
+            self._last_stamp_ns, self._last_size = stamp, (height, width)
+            try:
+                result = tracker.step(frame.rgb, detections)
+            except InvalidInputError as error:
+                self._reject("invalid_input", f"frame not tracked: {error}")
+                return
+        header = frame.header
+        self._tracks_pub.publish(tracks_to_msg(result.tracks, header))
+        self._detections_pub.publish(tracks_to_detections_msg(result.tracks, header))
+        labels = instance_labels(result.tracks, height, width)
+        self._labels_pub.publish(labels_to_image_msg(labels, header))
+        if self._overlay_pub is not None:
+            self._overlay_pub.publish(
+                bgr_to_image_msg(overlay_image(frame.rgb, result.tracks), header)
+            )
+        now = self.get_clock().now().nanoseconds
+        with self._stats_lock:
+            stats = self._stats
+            stats.frames_processed += 1
+            stats.active_tracks = len(result.tracks)
+            stats.stamp_latency_ms.append((now - stamp) / 1e6)
+            stats.processing_ms.append((now - frame.received_ns) / 1e6)
+            stats.processed_times.append(time.monotonic())
+
+    def _stop_processing(self) -> None:
+        for subscription in self._subscriptions:
+            self.destroy_subscription(subscription)
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        self._subscriptions, self._timers = [], []
+        with self._queue_ready:
+            self._running = False
+            self._queue.clear()
+            self._queue_ready.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=30)
+            self._worker = None
+        if self._sync is not None:
+            self._sync.reset()
+
+    # ------------------------------------------------------------------ misc
+    def _reject(self, reason: str, message: str, count: int = 1) -> None:
+        with self._stats_lock:
+            self._stats.rejected[reason] += count
+        self.get_logger().warning(message, throttle_duration_sec=WARN_EVERY_S)
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
+        with self._engine_lock:
+            if self._tracker is None:
+                response.success, response.message = False, "no model loaded (node not active)"
+                return response
+            dropped = self._tracker.num_tracks
+            self._tracker.reset()
+            self._last_stamp_ns = None
+        response.success = True
+        response.message = f"cleared {dropped} tracks; new track ids keep increasing"
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_parameters_set(self, parameters) -> None:
+        for parameter in parameters:
+            self._refused.pop(parameter.name, None)
+
+    def _publish_diagnostics(self) -> None:
+        with self._stats_lock:
+            stats = self._stats
+            now = time.monotonic()
+            recent = [t for t in stats.processed_times if now - t <= 5.0]
+            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
+            values = {
+                "frames_in": stats.frames_in,
+                "frames_processed": stats.frames_processed,
+                "frames_dropped": stats.frames_dropped,
+                "fps": round(fps, 2),
+                "latency_p50_ms": _percentile(stats.stamp_latency_ms, 50),
+                "latency_p95_ms": _percentile(stats.stamp_latency_ms, 95),
+                "processing_p50_ms": _percentile(stats.processing_ms, 50),
+                "processing_p95_ms": _percentile(stats.processing_ms, 95),
+                "active_tracks": stats.active_tracks,
+                **{f"rejected_{reason}": n for reason, n in sorted(stats.rejected.items())},
+            }
+        segmenter = self._segmenter
+        device = getattr(segmenter, "device", None)
+        if device is not None and device.type == "cuda":
+            import torch
+
+            values["device_memory_mb"] = round(torch.cuda.memory_allocated(device) / 2**20, 1)
+        elif segmenter is not None:
+            values["tracker_memory_mb"] = round(segmenter.memory_bytes() / 2**20, 3)
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.WARN
+            if any(k.startswith("rejected_") for k in values)
+            else DiagnosticStatus.OK,
+            name=f"{self.get_name()}: seg2track",
+            message="tracking",
+            hardware_id=str(device) if device is not None else "",
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
+        )
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics_pub.publish(array)
+
+
+def _stamp_ns(header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def _percentile(values, q: float) -> float:
+    return round(float(np.percentile(list(values), q)), 1) if values else 0.0
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = TrackerNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        autostart = node.get_parameter("autostart").value
+        if autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            node.trigger_activate()
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._stop_processing()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
