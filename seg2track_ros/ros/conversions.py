@@ -37,6 +37,7 @@ def rle_msg_to_mask(msg: RLEMask) -> np.ndarray:
 
 def xyxy_to_bbox_msg(x0: float, y0: float, x1: float, y1: float) -> BoundingBox2D:
     """vision_msgs BoundingBox2D (center and size) from a box's corners."""
+    x0, y0, x1, y1 = float(x0), float(y0), float(x1), float(y1)  # never ints in float64
     box = BoundingBox2D()
     box.center.position.x = (x0 + x1) / 2.0
     box.center.position.y = (y0 + y1) / 2.0

@@ -135,6 +135,7 @@ class TrackerNode(LifecycleNode):
             timeout_ns=int(settings.sync_timeout * 1e9),
             max_pending=settings.sync_queue,
         )
+        self._create_inputs()
         self.get_logger().info(
             f"configured: model {self._config.segmenter.model} on {self._segmenter.device},"
             f" image_size {self._config.segmenter.image_size}, mode {settings.mode},"
@@ -145,6 +146,21 @@ class TrackerNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self._tracker is None and not self._load_engine():
             return TransitionCallbackReturn.FAILURE
+        self._sync.reset()
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="seg2track_worker", daemon=True)
+        self._worker.start()
+        settings = self._settings
+        self.get_logger().info(
+            f"active: '{self.resolve_topic_name(settings.image_topic)}' +"
+            f" '{self.resolve_topic_name(settings.detections_topic)}' -> tracks"
+        )
+        return super().on_activate(state)
+
+    def _create_inputs(self) -> None:
+        """Subscriptions and timers live from configure to cleanup; while the node is not
+        active their callbacks drop the input. (Destroying and re-creating them inside
+        lifecycle transitions left rclpy's executor spinning on the GIL.)"""
         settings = self._settings
         if settings.input_reliability == "reliable":
             input_qos = QoSProfile(
@@ -167,14 +183,6 @@ class TrackerNode(LifecycleNode):
             self.create_timer(0.02, self._on_sync_timer),
             self.create_timer(settings.diagnostics_period, self._publish_diagnostics),
         ]
-        self._running = True
-        self._worker = threading.Thread(target=self._work, name="seg2track_worker", daemon=True)
-        self._worker.start()
-        self.get_logger().info(
-            f"active: '{self.resolve_topic_name(settings.image_topic)}' +"
-            f" '{self.resolve_topic_name(settings.detections_topic)}' -> tracks"
-        )
-        return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing()
@@ -184,6 +192,7 @@ class TrackerNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing()
+        self._destroy_inputs()
         self._free_engine()
         self._destroy_publishers()
         self._config = self._settings = None
@@ -191,6 +200,7 @@ class TrackerNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing()
+        self._destroy_inputs()
         self._free_engine()
         self._destroy_publishers()
         return TransitionCallbackReturn.SUCCESS
@@ -243,6 +253,8 @@ class TrackerNode(LifecycleNode):
 
     # ------------------------------------------------------------------ inputs
     def _on_image(self, msg: Image) -> None:
+        if not self._running:
+            return
         with self._stats_lock:
             self._stats.frames_in += 1
         try:
@@ -258,10 +270,14 @@ class TrackerNode(LifecycleNode):
         self._enqueue(self._sync.add_image(stamp, _Frame(msg.header, rgb, None, now), now))
 
     def _on_detections(self, msg: Detection2DArray) -> None:
+        if not self._running:
+            return
         now = self.get_clock().now().nanoseconds
         self._enqueue(self._sync.add_detections(_stamp_ns(msg.header), msg, now))
 
     def _on_sync_timer(self) -> None:
+        if not self._running:
+            return
         self._enqueue(self._sync.poll(self.get_clock().now().nanoseconds))
 
     def _enqueue(self, pairs: list[SyncedPair]) -> None:
@@ -348,12 +364,14 @@ class TrackerNode(LifecycleNode):
             stats.processing_ms.append((now - frame.received_ns) / 1e6)
             stats.processed_times.append(time.monotonic())
 
-    def _stop_processing(self) -> None:
+    def _destroy_inputs(self) -> None:
         for subscription in self._subscriptions:
             self.destroy_subscription(subscription)
         for timer in self._timers:
             self.destroy_timer(timer)
         self._subscriptions, self._timers = [], []
+
+    def _stop_processing(self) -> None:
         with self._queue_ready:
             self._running = False
             self._queue.clear()
