@@ -86,11 +86,13 @@ def scene_boxes(frame: int) -> list[tuple[float, float, float, float]]:
 class NodeUnderTest:
     """tracker_node in a subprocess plus a client node with every input and output."""
 
-    def __init__(self, context, params: dict, name: str = "tracker_node") -> None:
+    def __init__(self, context, params: dict, name: str = "tracker_node", params_file=None) -> None:
         executable = shutil.which("tracker_node")
         assert executable, "tracker_node is not on PATH: source env.sh (or install the package)"
         # Each node in its own namespace, so several under test never hear each other.
         args = [executable, "--ros-args", "-r", f"__node:={name}", "-r", f"__ns:=/{name}"]
+        if params_file is not None:
+            args += ["--params-file", str(params_file)]
         for key, value in params.items():
             args += ["-p", f"{key}:={_ros_value(value)}"]
         self.name = name

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scripted_segmenter import ScriptedSegmenter, box_mask
 
 from seg2track_ros.engine import mask_ops
 from seg2track_ros.engine.association import (
@@ -20,6 +19,8 @@ from seg2track_ros.engine.association import (
 from seg2track_ros.engine.config import TrackerConfig
 from seg2track_ros.engine.tracker import Tracker
 from seg2track_ros.engine.types import Detections
+
+from scripted_segmenter import ScriptedSegmenter, box_mask
 
 H, W = 48, 64
 IMAGE = np.zeros((H, W, 3), np.uint8)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scripted_segmenter import ScriptedSegmenter, box_mask
 
 from seg2track_ros.engine.config import TrackerConfig
 from seg2track_ros.engine.existence import (
@@ -16,6 +15,8 @@ from seg2track_ros.engine.existence import (
 )
 from seg2track_ros.engine.tracker import Tracker
 from seg2track_ros.engine.types import Detections, TrackState
+
+from scripted_segmenter import ScriptedSegmenter, box_mask
 
 H, W = 48, 64
 IMAGE = np.zeros((H, W, 3), np.uint8)

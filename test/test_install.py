@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from ament_index_python.packages import get_package_share_directory, get_packages_with_prefixes
+
 from conftest import REPO_ROOT
 
 # Type hashes of the real vision_msgs 4.1.1 built with the ROS 2 wheels (Jazzy and

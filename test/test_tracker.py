@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scripted_segmenter import ScriptedSegmenter, box_mask
 
 from seg2track_ros.engine import mask_ops
 from seg2track_ros.engine.config import ClassThresholds, TrackerConfig
 from seg2track_ros.engine.tracker import Tracker
 from seg2track_ros.engine.types import Detections, InvalidInputError, TrackState
+
+from scripted_segmenter import ScriptedSegmenter, box_mask
 
 H, W = 48, 64
 IMAGE = np.zeros((H, W, 3), np.uint8)

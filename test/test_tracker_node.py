@@ -9,10 +9,11 @@ import time
 import numpy as np
 import pytest
 from lifecycle_msgs.msg import Transition
-from node_harness import RANDOM_WEIGHT_PARAMS, NodeUnderTest, image_msg, scene
 from std_srvs.srv import Trigger
 
 from seg2track_ros.ros.conversions import rle_msg_to_mask
+
+from node_harness import RANDOM_WEIGHT_PARAMS, NodeUnderTest, image_msg, scene
 
 
 @pytest.fixture(scope="module")

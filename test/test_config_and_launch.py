@@ -1,0 +1,115 @@
+"""The installed configs and the launch file: true to the node's parameters, and what
+the launch file passes to tracker_node (parsed: `launch` is not installable here)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from ament_index_python.packages import get_package_share_directory
+from rclpy.node import Node
+from rclpy.parameter import Parameter, parameter_dict_from_yaml_file
+
+from seg2track_ros.ros.parameters import declare_parameters, defaults_yaml, read_parameters
+
+from conftest import REPO_ROOT
+from node_harness import NodeUnderTest
+
+SHARE = Path(get_package_share_directory("seg2track_ros"))
+CONFIGS = sorted(p.name for p in (REPO_ROOT / "config").glob("*.yaml"))
+
+
+def test_tracker_yaml_is_the_generated_defaults():
+    assert (REPO_ROOT / "config" / "tracker.yaml").read_text() == defaults_yaml(), (
+        "regenerate: python -m seg2track_ros.ros.parameters > config/tracker.yaml"
+    )
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_is_valid_for_the_node(ros_context, name):
+    values = parameter_dict_from_yaml_file(str(SHARE / "config" / name), use_wildcard=True)
+    assert values, f"{name} sets nothing"
+    node = Node(
+        "config_check",
+        context=ros_context,
+        parameter_overrides=[Parameter.from_parameter_msg(msg) for msg in values.values()],
+    )
+    try:
+        refused = declare_parameters(node)
+        unknown = sorted(set(values) - set(node._parameters))
+        assert not unknown, f"{name} sets unknown parameters {unknown}"
+        config, settings = read_parameters(node, refused)
+        if name == "kitti.yaml":
+            assert settings.mode == "lockstep" and config.segmenter.model == "large"
+            assert config.tracker.classes["pedestrian"].addition_threshold == 0.85
+    finally:
+        node.destroy_node()
+
+
+def _launch_tree():
+    source = (SHARE / "launch" / "tracker.launch.py").read_text()
+    return ast.parse(source), compile(source, "tracker.launch.py", "exec")
+
+
+def test_launch_file_declares_the_arguments():
+    tree, _code = _launch_tree()
+    declared = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument":
+            first = node.args[0]
+            if isinstance(first, ast.Constant):
+                declared.add(first.value)
+            elif isinstance(first, ast.Name) and first.id == "name":
+                declared |= {
+                    k.value
+                    for d in ast.walk(tree)
+                    if isinstance(d, ast.Assign)
+                    and getattr(d.targets[0], "id", "") == "PARAMETER_ARGUMENTS"
+                    for k in d.value.keys
+                }
+    expected = {
+        "params_file",
+        "model",
+        "checkpoint",
+        "device",
+        "image_topic",
+        "detections_topic",
+        "namespace",
+        "mode",
+        "publish_overlay",
+        "log_level",
+    }
+    assert expected <= declared, expected - declared
+
+
+def test_launch_file_starts_tracker_node_with_params_file_and_remaps():
+    tree, _code = _launch_tree()
+    (node_call,) = [
+        n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Node"
+    ]
+    keywords = {k.arg: k.value for k in node_call.keywords}
+    assert ast.literal_eval(keywords["package"]) == "seg2track_ros"
+    assert ast.literal_eval(keywords["executable"]) == "tracker_node"
+    remaps = ast.unparse(keywords["remappings"])
+    assert "('image', LaunchConfiguration('image_topic'))" in remaps
+    assert "('detections', LaunchConfiguration('detections_topic'))" in remaps
+    assert ast.unparse(keywords["parameters"]) == "parameters"
+    source = ast.unparse(tree)
+    assert "parameters = [LaunchConfiguration('params_file').perform(context)]" in source
+    assert "FindPackageShare('seg2track_ros'), 'config', 'tracker.yaml'" in source
+
+
+def test_node_runs_with_the_installed_params_file(ros_context):
+    params = SHARE / "config" / "tracker.yaml"
+    node = NodeUnderTest(
+        ros_context,
+        {"model": "tiny", "checkpoint": "random", "device": "cpu", "image_size": 64},
+        name="params_file_tracker",
+        params_file=params,
+    )
+    try:
+        node.wait_active()
+        assert node.state() == "active"
+    finally:
+        node.close()
