@@ -11,6 +11,7 @@ from rclpy.parameter import Parameter
 
 from seg2track_ros.engine.config import EngineConfig, TrackerConfig
 from seg2track_ros.ros.parameters import (
+    RCLPY_PARAMETERS,
     TRACKER_DESCRIPTIONS,
     ParameterError,
     declare_parameters,
@@ -36,7 +37,7 @@ def test_defaults_equal_the_engine_defaults_and_everything_is_described(ros_cont
     assert config == EngineConfig()
     assert settings.mode == "realtime" and settings.autostart is True
     for name, parameter in node._parameters.items():
-        if name == "use_sim_time":  # rclpy's own
+        if name in RCLPY_PARAMETERS:
             continue
         descriptor = node.describe_parameter(name)
         assert descriptor.description, f"{name} has no description"

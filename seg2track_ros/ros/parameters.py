@@ -26,6 +26,9 @@ from seg2track_ros.engine.config import (
     TrackerConfig,
 )
 
+# Parameters every rclpy node has; not ours to document.
+RCLPY_PARAMETERS = frozenset({"use_sim_time", "start_type_description_service"})
+
 
 class ParameterError(ConfigError):
     """An invalid parameter value; the message names the parameter."""
@@ -295,7 +298,7 @@ def defaults_yaml() -> str:
             "  ros__parameters:",
         ]
         for name in sorted(node._parameters):
-            if name == "use_sim_time":
+            if name in RCLPY_PARAMETERS:
                 continue
             descriptor = node.describe_parameter(name)
             comment = descriptor.description
