@@ -95,20 +95,19 @@ class StampSynchronizer:
 
     # ------------------------------------------------------------------------------
     def _find_detections(self, image_stamp: int) -> int | None:
-        if image_stamp in self._detections:
-            return image_stamp
-        if self.slop_ns == 0 or not self._detections:
-            return None
-        nearest = min(self._detections, key=lambda s: abs(s - image_stamp))
-        return nearest if abs(nearest - image_stamp) <= self.slop_ns else None
+        return self._nearest(image_stamp, self._detections)
 
     def _find_image(self, detections_stamp: int) -> int | None:
-        if detections_stamp in self._images:
-            return detections_stamp
-        if self.slop_ns == 0 or not self._images:
+        return self._nearest(detections_stamp, self._images)
+
+    def _nearest(self, stamp: int, candidates) -> int | None:
+        """The candidate stamp equal to `stamp`, or the nearest within the slop."""
+        if stamp in candidates:
+            return stamp
+        if self.slop_ns == 0 or not candidates:
             return None
-        nearest = min(self._images, key=lambda s: abs(s - detections_stamp))
-        return nearest if abs(nearest - detections_stamp) <= self.slop_ns else None
+        nearest = min(candidates, key=lambda s: abs(s - stamp))
+        return nearest if abs(nearest - stamp) <= self.slop_ns else None
 
     def _release_through(self, image_stamp: int, detections: Any) -> list[SyncedPair]:
         """Release every waiting image up to image_stamp: earlier ones without detections."""
