@@ -1,0 +1,57 @@
+"""Reading image + detection bags back as per-frame serialized messages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from rosbags.rosbag2 import Reader
+
+from seg2track_ros.bags.typestore import DETECTIONS, IMAGE, typestore
+
+
+class BagReadError(RuntimeError):
+    """The bag is missing, unreadable or lacks the topics needed."""
+
+
+@dataclass(frozen=True)
+class BagMessagePair:
+    """One frame: the image and its detections (None if the bag has none for it), as CDR
+    bytes exactly as stored, plus the image header's stamp."""
+
+    stamp_ns: int
+    image_cdr: bytes
+    detections_cdr: bytes | None
+
+
+def stamp_of(cdr: bytes, msgtype: str) -> int:
+    message = typestore().deserialize_cdr(cdr, msgtype)
+    return message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
+
+
+def read_pairs(path: Path, image_topic: str | None = None) -> Iterator[BagMessagePair]:
+    """Frames in image-stamp order, detections matched by header stamp."""
+    path = Path(path)
+    if not path.exists():
+        raise BagReadError(f"bag {path} does not exist")
+    with Reader(path) as reader:
+        images = [c for c in reader.connections if c.msgtype == IMAGE]
+        if image_topic is not None:
+            images = [c for c in images if c.topic == image_topic]
+        if len(images) != 1:
+            topics = sorted(c.topic for c in reader.connections if c.msgtype == IMAGE)
+            raise BagReadError(
+                f"bag {path} needs exactly one image topic (found {topics}); pass image_topic"
+            )
+        detections = [c for c in reader.connections if c.msgtype == DETECTIONS]
+        frames: dict[int, bytes] = {}
+        found: dict[int, bytes] = {}
+        for connection, _time, data in reader.messages(connections=images + detections):
+            raw = bytes(data)
+            if connection.msgtype == IMAGE:
+                frames[stamp_of(raw, IMAGE)] = raw
+            else:
+                found[stamp_of(raw, DETECTIONS)] = raw
+    for stamp in sorted(frames):
+        yield BagMessagePair(stamp, frames[stamp], found.get(stamp))

@@ -1,0 +1,133 @@
+"""Writing image + detection sequences to rosbag2 (metadata version 9, MCAP or sqlite3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rosbags.rosbag2 import StoragePlugin, Writer
+
+from seg2track_ros.bags.typestore import DETECTIONS, IMAGE, typestore
+from seg2track_ros.engine.types import Detections
+
+KITTI_IMAGE_TOPIC = "/kitti/camera_color_left/image_raw"
+KITTI_FRAME_ID = "camera_color_left"
+DETECTIONS_TOPIC = "/detections"
+STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+
+
+class BagWriteError(RuntimeError):
+    """The bag cannot be written (target exists, bad frame); the message says why."""
+
+
+@dataclass(frozen=True)
+class BagFrame:
+    stamp_ns: int
+    image_bgr: np.ndarray  # (H, W, 3) uint8
+    detections: Detections
+
+
+@dataclass(frozen=True)
+class BagSummary:
+    path: Path
+    frames: int
+    detections: int
+
+
+def write_bag(
+    path: Path,
+    frames: Iterable[BagFrame],
+    *,
+    storage: str = "mcap",
+    image_topic: str = KITTI_IMAGE_TOPIC,
+    detections_topic: str = DETECTIONS_TOPIC,
+    frame_id: str = KITTI_FRAME_ID,
+) -> BagSummary:
+    """Write a bag with one bgr8 Image and one Detection2DArray (same header) per frame.
+
+    The bag is written under its final name only when complete: an error midway
+    removes the partial bag.
+    """
+    path = Path(path)
+    if path.exists():
+        raise BagWriteError(f"{path} already exists; remove it or choose another --out")
+    if storage not in STORAGES:
+        raise BagWriteError(f"storage must be one of {', '.join(STORAGES)}, got {storage!r}")
+    store = typestore()
+    writer = Writer(path, version=9, storage_plugin=STORAGES[storage])
+    count = detection_count = 0
+    writer.open()
+    try:
+        images = writer.add_connection(image_topic, IMAGE, typestore=store)
+        detections = writer.add_connection(detections_topic, DETECTIONS, typestore=store)
+        for frame in frames:
+            header = _header(store, frame.stamp_ns, frame_id)
+            image = _image(store, header, frame.image_bgr)
+            array = _detections(store, header, frame.detections)
+            writer.write(images, frame.stamp_ns, store.serialize_cdr(image, IMAGE))
+            writer.write(detections, frame.stamp_ns, store.serialize_cdr(array, DETECTIONS))
+            count += 1
+            detection_count += len(frame.detections)
+    except BaseException:
+        writer.close()
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    writer.close()
+    return BagSummary(path, count, detection_count)
+
+
+def _header(store, stamp_ns: int, frame_id: str):
+    types = store.types
+    stamp = types["builtin_interfaces/msg/Time"](
+        sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000)
+    )
+    return types["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id)
+
+
+def _image(store, header, bgr: np.ndarray):
+    if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
+        raise BagWriteError(f"expected an (H, W, 3) uint8 BGR image, got {bgr.dtype} {bgr.shape}")
+    height, width = bgr.shape[:2]
+    return store.types[IMAGE](
+        header=header,
+        height=height,
+        width=width,
+        encoding="bgr8",
+        is_bigendian=0,
+        step=width * 3,
+        data=np.ascontiguousarray(bgr).reshape(-1),
+    )
+
+
+def _detections(store, header, detections: Detections):
+    t = store.types
+    identity = t["geometry_msgs/msg/Pose"](
+        position=t["geometry_msgs/msg/Point"](x=0.0, y=0.0, z=0.0),
+        orientation=t["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0),
+    )
+    items = []
+    for (x0, y0, x1, y1), score, class_id in zip(
+        detections.boxes.tolist(), detections.scores.tolist(), detections.class_ids, strict=True
+    ):
+        hypothesis = t["vision_msgs/msg/ObjectHypothesisWithPose"](
+            hypothesis=t["vision_msgs/msg/ObjectHypothesis"](class_id=class_id, score=score),
+            pose=t["geometry_msgs/msg/PoseWithCovariance"](
+                pose=identity, covariance=np.zeros(36, dtype=np.float64)
+            ),
+        )
+        box = t["vision_msgs/msg/BoundingBox2D"](
+            center=t["vision_msgs/msg/Pose2D"](
+                position=t["vision_msgs/msg/Point2D"](x=(x0 + x1) / 2, y=(y0 + y1) / 2),
+                theta=0.0,
+            ),
+            size_x=x1 - x0,
+            size_y=y1 - y0,
+        )
+        items.append(
+            t["vision_msgs/msg/Detection2D"](header=header, results=[hypothesis], bbox=box, id="")
+        )
+    return t[DETECTIONS](header=header, detections=items)
