@@ -51,6 +51,10 @@ class Segmenter(ABC):
     """A per-frame, per-object segmenter with memory (see the module docstring)."""
 
     device: torch.device
+    # True for segmenters with no propagation of their own (the detection-masks
+    # segmenter): the tracker then re-prompts every matched track with its detection,
+    # not only weak tracks matched to confident detections.
+    prompts_every_match: bool = False
 
     @abstractmethod
     def start_frame(self, image: np.ndarray) -> None:

@@ -322,7 +322,10 @@ class Tracker:
         geometry: mask_ops.FrameGeometry,
         matched: dict[int, int],
     ) -> list[int]:
-        """Rows of pending (or weak) tracks matched to a confident detection."""
+        """Rows of pending (or weak) tracks matched to a confident detection; every
+        matched row for segmenters that only know what they are prompted with."""
+        if self._segmenter.prompts_every_match:
+            return sorted(matched)
         config = self._config
         rows = []
         for row, col in sorted(matched.items()):
