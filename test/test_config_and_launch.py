@@ -113,3 +113,34 @@ def test_node_runs_with_the_installed_params_file(ros_context):
         assert node.state() == "active"
     finally:
         node.close()
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_params_file_reader_builds_the_same_config_as_the_node(ros_context, name):
+    from seg2track_ros.params import config_from_params_files
+
+    path = SHARE / "config" / name
+    values = parameter_dict_from_yaml_file(str(path), use_wildcard=True)
+    node = Node(
+        "config_compare",
+        context=ros_context,
+        parameter_overrides=[Parameter.from_parameter_msg(msg) for msg in values.values()],
+    )
+    try:
+        expected = read_parameters(node, declare_parameters(node))
+    finally:
+        node.destroy_node()
+    assert config_from_params_files([path]) == expected
+
+
+def test_params_file_reader_refuses_unknown_names_and_wrong_types(tmp_path):
+    from seg2track_ros.params import ParameterError, config_from_params_files
+
+    path = tmp_path / "p.yaml"
+    path.write_text("/**:\n  ros__parameters:\n    tracker.max_weak_frame: 3\n")
+    with pytest.raises(ParameterError, match=r"tracker\.max_weak_frame"):
+        config_from_params_files([path])
+    with pytest.raises(ParameterError, match="image_size"):
+        config_from_params_files([], {"image_size": 256.0})
+    config, _ = config_from_params_files([], {"tracker.classes.car.addition_threshold": 0.5})
+    assert config.tracker.classes["car"].addition_threshold == 0.5

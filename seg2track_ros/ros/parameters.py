@@ -10,47 +10,22 @@ Engine settings keep their config names: the segmenter's at the top level (``mod
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
-from seg2track_ros.engine.config import (
-    MODEL_SIZES,
-    ClassThresholds,
-    ConfigError,
-    EngineConfig,
-    SegmenterConfig,
-    TrackerConfig,
+from seg2track_ros.engine.config import MODEL_SIZES, EngineConfig
+from seg2track_ros.params import (
+    CHOICES,
+    NodeSettings,
+    ParameterError,
+    config_from_values,
+    scalar_fields,
 )
 
 # Parameters every rclpy node has; not ours to document.
 RCLPY_PARAMETERS = frozenset({"use_sim_time", "start_type_description_service"})
-
-
-class ParameterError(ConfigError):
-    """An invalid parameter value; the message names the parameter."""
-
-
-@dataclass(frozen=True)
-class NodeSettings:
-    """tracker_node settings that are not the engine's."""
-
-    image_topic: str = "image"
-    detections_topic: str = "detections"
-    input_reliability: str = "best_effort"
-    input_depth: int = 5
-    mode: str = "realtime"
-    sync_slop: float = 0.0
-    sync_timeout: float = 0.2
-    sync_queue: int = 30
-    max_detections: int = 300
-    max_image_pixels: int = 16_000_000
-    publish_overlay: bool = False
-    diagnostics_period: float = 1.0
-    autostart: bool = True
 
 
 NODE_DESCRIPTIONS = {
@@ -140,11 +115,6 @@ INT_RANGES = {
     "max_detections": (1, 100_000, 1),
     "max_image_pixels": (1, 1 << 30, 1),
 }
-CHOICES = {
-    "model": MODEL_SIZES,
-    "input_reliability": ("best_effort", "reliable"),
-    "mode": ("realtime", "lockstep"),
-}
 
 
 def _descriptor(name: str, leaf: str, description: str, default: Any) -> ParameterDescriptor:
@@ -162,13 +132,7 @@ def _descriptor(name: str, leaf: str, description: str, default: Any) -> Paramet
     return descriptor
 
 
-def _fields(config: Any) -> dict[str, Any]:
-    return {
-        f.name: getattr(config, f.name)
-        for f in dataclasses.fields(config)
-        if not dataclasses.is_dataclass(getattr(config, f.name))
-        and not isinstance(getattr(config, f.name), dict)
-    }
+_fields = scalar_fields
 
 
 def _declare(
@@ -241,37 +205,7 @@ def read_parameters(
     if refused:
         raise ParameterError("; ".join(refused[name] for name in sorted(refused)))
 
-    def value(name: str) -> Any:
-        return node.get_parameter(name).value
-
-    settings = NodeSettings(**{name: value(name) for name in _fields(NodeSettings())})
-    segmenter = SegmenterConfig(**{name: value(name) for name in _fields(SegmenterConfig())})
-    scalars = {name: value(f"tracker.{name}") for name in _fields(TrackerConfig())}
-    default_class = ClassThresholds(
-        **{n: value(f"tracker.default_class.{n}") for n in _fields(ClassThresholds())}
-    )
-    classes = {
-        class_id: ClassThresholds(
-            **{n: value(f"tracker.classes.{class_id}.{n}") for n in _fields(ClassThresholds())}
-        )
-        for class_id in value("tracker.class_ids")
-    }
-    tracker = TrackerConfig(default_class=default_class, classes=classes, **scalars)
-    for name, choices in CHOICES.items():
-        current = getattr(settings, name, None) or getattr(segmenter, name, None)
-        if current not in choices:
-            raise ParameterError(f"parameter '{name}' must be one of {', '.join(choices)}")
-    try:
-        segmenter.validate()
-    except ConfigError as error:
-        raise ParameterError(f"parameter {error}") from error
-    try:
-        tracker.validate()
-    except ConfigError as error:
-        raise ParameterError(f"parameter tracker.{error}") from error
-    if settings.sync_timeout <= 0:
-        raise ParameterError("parameter 'sync_timeout' must be > 0")
-    return EngineConfig(tracker=tracker, segmenter=segmenter), settings
+    return config_from_values(lambda name: node.get_parameter(name).value)
 
 
 def defaults_yaml() -> str:

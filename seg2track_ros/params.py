@@ -1,0 +1,198 @@
+"""tracker_node's parameter names <-> the engine's typed configs, without ROS.
+
+One mapping serves the node (values from rclpy parameters) and the ROS-free tools
+(`seg2track run` reads the same YAML files), so both build identical configs:
+segmenter settings at the top level (``model``, ``image_size``, ...), track manager
+settings under ``tracker.``, per-class thresholds under ``tracker.classes.<id>.<name>``
+for every id in ``tracker.class_ids`` and ``tracker.default_class.<name>`` for the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seg2track_ros.engine.config import (
+    MODEL_SIZES,
+    ClassThresholds,
+    ConfigError,
+    EngineConfig,
+    SegmenterConfig,
+    TrackerConfig,
+)
+
+
+class ParameterError(ConfigError):
+    """An invalid parameter value; the message names the parameter."""
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """tracker_node settings that are not the engine's."""
+
+    image_topic: str = "image"
+    detections_topic: str = "detections"
+    input_reliability: str = "best_effort"
+    input_depth: int = 5
+    mode: str = "realtime"
+    sync_slop: float = 0.0
+    sync_timeout: float = 0.2
+    sync_queue: int = 30
+    max_detections: int = 300
+    max_image_pixels: int = 16_000_000
+    publish_overlay: bool = False
+    diagnostics_period: float = 1.0
+    autostart: bool = True
+
+
+CHOICES = {
+    "model": MODEL_SIZES,
+    "input_reliability": ("best_effort", "reliable"),
+    "mode": ("realtime", "lockstep"),
+}
+
+
+def scalar_fields(config: Any) -> dict[str, Any]:
+    """A config dataclass's plain fields (not nested configs or dicts) and their values."""
+    return {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if not dataclasses.is_dataclass(getattr(config, f.name))
+        and not isinstance(getattr(config, f.name), dict)
+    }
+
+
+def default_values(class_ids: Iterable[str] | None = None) -> dict[str, Any]:
+    """Every parameter name with its default, for the given per-class ids."""
+    defaults = EngineConfig()
+    ids = list(defaults.tracker.classes) if class_ids is None else list(class_ids)
+    values: dict[str, Any] = dict(scalar_fields(NodeSettings()))
+    values.update(scalar_fields(defaults.segmenter))
+    values.update({f"tracker.{k}": v for k, v in scalar_fields(defaults.tracker).items()})
+    values["tracker.class_ids"] = ids
+    for name, value in scalar_fields(defaults.tracker.default_class).items():
+        values[f"tracker.default_class.{name}"] = value
+    for class_id in ids:
+        base = defaults.tracker.classes.get(class_id, defaults.tracker.default_class)
+        for name, value in scalar_fields(base).items():
+            values[f"tracker.classes.{class_id}.{name}"] = value
+    return values
+
+
+def config_from_values(value: Callable[[str], Any]) -> tuple[EngineConfig, NodeSettings]:
+    """Validated configs from a lookup of parameter values; ParameterError names the
+    offending parameter."""
+    settings = NodeSettings(**{name: value(name) for name in scalar_fields(NodeSettings())})
+    segmenter = SegmenterConfig(**{name: value(name) for name in scalar_fields(SegmenterConfig())})
+    scalars = {name: value(f"tracker.{name}") for name in scalar_fields(TrackerConfig())}
+    thresholds = scalar_fields(ClassThresholds())
+    default_class = ClassThresholds(**{n: value(f"tracker.default_class.{n}") for n in thresholds})
+    classes = {
+        class_id: ClassThresholds(
+            **{n: value(f"tracker.classes.{class_id}.{n}") for n in thresholds}
+        )
+        for class_id in value("tracker.class_ids")
+    }
+    tracker = TrackerConfig(default_class=default_class, classes=classes, **scalars)
+    for name, choices in CHOICES.items():
+        current = getattr(settings, name, None) or getattr(segmenter, name, None)
+        if current not in choices:
+            raise ParameterError(f"parameter '{name}' must be one of {', '.join(choices)}")
+    try:
+        segmenter.validate()
+    except ConfigError as error:
+        raise ParameterError(f"parameter {error}") from error
+    try:
+        tracker.validate()
+    except ConfigError as error:
+        raise ParameterError(f"parameter tracker.{error}") from error
+    if settings.sync_timeout <= 0:
+        raise ParameterError("parameter 'sync_timeout' must be > 0")
+    return EngineConfig(tracker=tracker, segmenter=segmenter), settings
+
+
+def load_params_file(path: Path, node_name: str = "tracker_node") -> dict[str, Any]:
+    """Parameters for `node_name` from a ROS 2 params YAML file, flattened to dotted names.
+
+    Sections that apply: ``/**``, ``<node_name>`` and ``/<namespace>/<node_name>``, in file
+    order (later ones win), as ROS applies them.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ParameterError(f"cannot read parameters file {path}: {error}") from error
+    if not isinstance(document, Mapping):
+        raise ParameterError(f"{path}: expected a mapping of node names to ros__parameters")
+    values: dict[str, Any] = {}
+    for key, section in document.items():
+        applies = key == "/**" or str(key).split("/")[-1] == node_name
+        if not applies:
+            continue
+        if not isinstance(section, Mapping) or "ros__parameters" not in section:
+            raise ParameterError(f"{path}: section '{key}' has no ros__parameters")
+        values.update(_flatten(section["ros__parameters"]))
+    return values
+
+
+def _flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def config_from_params_files(
+    paths: Iterable[Path] = (), overrides: Mapping[str, Any] | None = None
+) -> tuple[EngineConfig, NodeSettings]:
+    """Configs from params files and overrides (later wins), exactly as tracker_node
+    would build them: unknown names and values of the wrong type are refused."""
+    given: dict[str, Any] = {}
+    for path in paths:
+        given.update(load_params_file(path))
+    given.update(overrides or {})
+    values = default_values(given.get("tracker.class_ids"))
+    unknown = sorted(set(given) - set(values))
+    if unknown:
+        raise ParameterError(f"unknown parameters: {', '.join(unknown)}")
+    for name, value in given.items():
+        values[name] = _typed(name, value, values[name])
+    return config_from_values(values.__getitem__)
+
+
+def _typed(name: str, value: Any, default: Any) -> Any:
+    """ROS parameter typing: the value's type must match the parameter's."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, float)
+    elif isinstance(default, list):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ParameterError(
+            f"parameter '{name}' must be of type {type(default).__name__}, got {value!r}"
+        )
+    return value
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """'name=value' from the command line, the value parsed as YAML (true, 0.5, [a, b])."""
+    import yaml
+
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise ParameterError(f"expected name=value, got {text!r}")
+    return name.strip(), yaml.safe_load(raw)
