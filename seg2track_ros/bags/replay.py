@@ -1,0 +1,226 @@
+"""Replay a bag through a real tracker_node over DDS and collect its `tracks` output.
+
+The node runs as a subprocess (its installed executable), in a namespace of its own so
+nothing else on the ROS domain is disturbed. Frames are published exactly as stored in
+the bag (CDR bytes, as `ros2 bag play` does). In lockstep the next frame goes out only
+after the node answered the current one, so every frame is evaluated whatever the
+speed; otherwise frames follow the bag's timing scaled by `rate`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seg2track_ros.bags.reader import BagMessagePair, read_pairs
+
+
+class ReplayError(RuntimeError):
+    """The replay could not run or the node did not answer; the message says why."""
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    lockstep: bool = True
+    rate: float = 1.0
+    params_files: Sequence[Path] = ()
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    startup_timeout_s: float = 300.0
+    frame_timeout_s: float = 300.0
+    # After the last frame outside lockstep: how long to wait for late outputs.
+    drain_s: float = 5.0
+    progress: bool = True
+
+
+@dataclass
+class ReplaySummary:
+    frames_sent: int
+    tracks_received: int
+    node_log: str
+
+
+TracksCallback = Callable[[int, Any, bytes], None]  # frame index, message, raw CDR
+
+
+def replay_bag(
+    bag: Path, options: ReplayOptions, on_tracks: TracksCallback, image_topic: str | None = None
+) -> ReplaySummary:
+    """Replay `bag` through tracker_node; `on_tracks(frame, msg, raw)` for each output."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.serialization import deserialize_message
+    from seg2track_msgs.msg import TrackedObjectArray
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    pairs = list(read_pairs(bag, image_topic))
+    if not pairs:
+        raise ReplayError(f"bag {bag} has no images")
+    if options.rate <= 0:
+        raise ReplayError("rate must be > 0")
+    frame_of = {pair.stamp_ns: index for index, pair in enumerate(pairs)}
+    namespace = f"seg2track_replay_{os.getpid()}"
+    process, log = _start_node(namespace, options)
+    context = Context()
+    rclpy.init(context=context)
+    node = Node("seg2track_replay", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    received: dict[int, int] = {}
+
+    def on_raw(raw: bytes) -> None:
+        message = deserialize_message(raw, TrackedObjectArray)
+        stamp = message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
+        frame = frame_of.get(stamp)
+        if frame is None:
+            return  # not one of ours
+        received[frame] = received.get(frame, 0) + 1
+        on_tracks(frame, message, raw)
+
+    node.create_subscription(TrackedObjectArray, f"/{namespace}/tracks", on_raw, qos, raw=True)
+    images = node.create_publisher(Image, f"/{namespace}/image", qos)
+    detections = node.create_publisher(Detection2DArray, f"/{namespace}/detections", qos)
+
+    def spin_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        next_log_check = 0.0
+        while not condition():
+            if process.poll() is not None:
+                raise ReplayError(f"tracker_node exited while {what}:\n{_tail(log)}")
+            if time.monotonic() > next_log_check:
+                # A node whose configure failed stays alive (so it can be configured
+                # again); for a replay that is the end, with the node's own reason.
+                failure = _configure_failure(log)
+                if failure:
+                    raise ReplayError(f"tracker_node {failure}")
+                next_log_check = time.monotonic() + 0.5
+            if time.monotonic() > deadline:
+                raise ReplayError(f"timed out after {timeout:.0f} s {what}:\n{_tail(log)}")
+            executor.spin_once(timeout_sec=0.01)
+
+    sent = 0
+    try:
+        spin_until(
+            lambda: images.get_subscription_count() > 0 and detections.get_subscription_count() > 0,
+            options.startup_timeout_s,
+            "waiting for tracker_node to start (model loading)",
+        )
+        progress = _progress(options.progress, len(pairs))
+        started_wall, first_stamp = time.monotonic(), pairs[0].stamp_ns
+        for index, pair in enumerate(pairs):
+            if not options.lockstep:
+                due = started_wall + (pair.stamp_ns - first_stamp) / 1e9 / options.rate
+                spin_until(lambda due=due: time.monotonic() >= due, 1e9, "playing")
+            _publish(images, detections, pair)
+            sent += 1
+            if options.lockstep:
+                spin_until(
+                    lambda index=index: index in received,
+                    options.frame_timeout_s,
+                    f"waiting for the tracks of frame {index}",
+                )
+            progress.update(1)
+        if not options.lockstep:
+            deadline = time.monotonic() + options.drain_s
+            spin_until(
+                lambda: len(received) == len(pairs) or time.monotonic() > deadline,
+                options.drain_s + 1,
+                "draining",
+            )
+        progress.close()
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        context.try_shutdown()
+        _stop(process)
+    return ReplaySummary(sent, sum(received.values()), _tail(log))
+
+
+def _publish(images, detections, pair: BagMessagePair) -> None:
+    images.publish(pair.image_cdr)
+    if pair.detections_cdr is not None:
+        detections.publish(pair.detections_cdr)
+
+
+def _start_node(namespace: str, options: ReplayOptions) -> tuple[subprocess.Popen, Path]:
+    executable = shutil.which("tracker_node")
+    if executable is None:
+        raise ReplayError(
+            "tracker_node is not on PATH: source env.sh (venv) or your workspace's"
+            " install/setup.bash"
+        )
+    args = [executable, "--ros-args", "-r", f"__ns:=/{namespace}"]
+    for path in options.params_files:
+        if not Path(path).is_file():
+            raise ReplayError(f"parameters file {path} not found")
+        args += ["--params-file", str(path)]
+    forced = {
+        "mode": "lockstep" if options.lockstep else "realtime",
+        "input_reliability": "reliable",
+        "image_topic": "image",
+        "detections_topic": "detections",
+        "autostart": True,
+    }
+    for key, value in {**options.overrides, **forced}.items():
+        args += ["-p", f"{key}:={_ros_value(value)}"]
+    log_path = Path(tempfile.mkstemp(prefix="seg2track_replay_", suffix=".log")[1])
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    return process, log_path
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _configure_failure(log: Path) -> str | None:
+    for line in _tail(log, 20_000).splitlines():
+        if "configure failed:" in line:
+            return line[line.index("configure failed:") :]
+    return None
+
+
+def _tail(path: Path, chars: int = 4000) -> str:
+    try:
+        return path.read_text()[-chars:]
+    except OSError:
+        return ""
+
+
+def _ros_value(value: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(enabled: bool, total: int):
+    if not enabled:
+        return _NoProgress()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", desc="replay", leave=False)
