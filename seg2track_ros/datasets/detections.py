@@ -1,0 +1,111 @@
+"""Engine ``Detections`` per frame from any detection file format.
+
+``read_detections(path, fmt)`` parses and checks the whole file at once (so a bad line
+fails before tracking starts) but keeps masks as RLE strings: a ``DetectionSequence``
+builds one frame's ``Detections`` when asked, decoding that frame's masks only. A KITTI
+sequence (233 frames of 375x1242) holds a few megabytes of RLE, whereas its decoded masks
+would take gigabytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Literal, get_args
+
+import numpy as np
+
+from seg2track_ros.datasets.errors import DatasetError
+from seg2track_ros.datasets.kitti_boxes import read_kitti_boxes
+from seg2track_ros.datasets.mot_det import read_mot_det
+from seg2track_ros.datasets.records import BoxDetection, MaskDetection, decode_masks
+from seg2track_ros.datasets.trackrcnn import read_trackrcnn
+from seg2track_ros.engine.types import Detections
+
+DetectionFormat = Literal["trackrcnn", "kitti_boxes", "mot_det"]
+DETECTION_FORMATS: tuple[str, ...] = get_args(DetectionFormat)
+
+
+class DetectionSequence(Mapping[int, Detections]):
+    """A sequence's detections as ``{0-based frame: Detections}``, built on access.
+
+    Keys are the frames with at least one detection (ascending); ``detections_at``
+    also answers for the other frames, with empty ``Detections``. Each access builds the
+    frame anew (and for TrackR-CNN decodes its masks into ``Detections.masks``, (N, H, W)
+    bool); hold on to the result rather than asking twice.
+    """
+
+    def __init__(
+        self,
+        frames: Mapping[int, Sequence[MaskDetection] | Sequence[BoxDetection]],
+        image_size: tuple[int, int] | None = None,
+    ) -> None:
+        self._frames = dict(sorted(frames.items()))
+        self.image_size = image_size  # (height, width) when the format states it
+
+    @property
+    def frames(self) -> tuple[int, ...]:
+        return tuple(self._frames)
+
+    @property
+    def has_masks(self) -> bool:
+        return self.image_size is not None
+
+    def __getitem__(self, frame: int) -> Detections:
+        records = self._frames[frame]
+        masks = None
+        if self.has_masks:
+            masks = decode_masks(records)  # type: ignore[arg-type]
+        return Detections(
+            boxes=np.array([record.box for record in records], dtype=np.float32),
+            scores=np.array([record.score for record in records], dtype=np.float32),
+            class_ids=tuple(record.class_name for record in records),
+            masks=masks,
+        )
+
+    def detections_at(self, frame: int) -> Detections:
+        """The frame's detections, empty (with (0, H, W) masks where masks exist) if none."""
+        if frame in self._frames:
+            return self[frame]
+        if self.image_size is None:
+            return Detections.empty()
+        height, width = self.image_size
+        return Detections(
+            np.zeros((0, 4), np.float32),
+            np.zeros(0, np.float32),
+            (),
+            masks=np.zeros((0, height, width), dtype=bool),
+        )
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._frames)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __contains__(self, frame: object) -> bool:
+        return frame in self._frames
+
+
+def read_detections(
+    path: str | Path, fmt: DetectionFormat, *, class_id: str = "pedestrian"
+) -> DetectionSequence:
+    """Detections per 0-based frame from a ``trackrcnn``, ``kitti_boxes`` or ``mot_det`` file.
+
+    Class numbers become the engine's names (1 "car", 2 "pedestrian", others their
+    number as a string); MOT det.txt has no class, so every detection gets ``class_id``
+    (ignored by the other formats). Boxes are xyxy float32; TrackR-CNN masks are decoded
+    per frame on access. Raises FormatError at the first bad line.
+    """
+    if fmt == "trackrcnn":
+        frames = read_trackrcnn(path)
+        first = next((records[0] for records in frames.values()), None)
+        size = None if first is None else (first.height, first.width)
+        return DetectionSequence(frames, size)
+    if fmt == "kitti_boxes":
+        return DetectionSequence(read_kitti_boxes(path))
+    if fmt == "mot_det":
+        return DetectionSequence(read_mot_det(path, class_id=class_id))
+    raise DatasetError(
+        f"unknown detection format {fmt!r}; expected one of {', '.join(DETECTION_FORMATS)}"
+    )
