@@ -26,6 +26,7 @@ setup(
         "console_scripts": [
             "seg2track = seg2track_ros.cli:main",
             "tracker_node = seg2track_ros.ros.tracker_node:main",
+            "results_writer = seg2track_ros.ros.results_writer:main",
         ]
     },
 )

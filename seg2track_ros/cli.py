@@ -12,16 +12,27 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC
 from pathlib import Path
 
 from seg2track_ros import __version__
+from seg2track_ros.datasets.errors import DatasetError
 from seg2track_ros.engine import checkpoints
+from seg2track_ros.engine.config import ConfigError
+from seg2track_ros.engine.types import InvalidInputError
+from seg2track_ros.errors import UserFacingError
 
 PROG = "seg2track"
 
 # Errors a user can act on: printed as one line, exit status 1. Add a subcommand's own
 # error base here rather than catching it in the subcommand.
-USER_ERRORS: tuple[type[Exception], ...] = (checkpoints.CheckpointError,)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    checkpoints.CheckpointError,
+    ConfigError,
+    DatasetError,
+    InvalidInputError,
+    UserFacingError,
+)
 
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
@@ -79,6 +90,277 @@ def run_download_checkpoints(args: argparse.Namespace) -> int:
         )
         print(f"{size}: {path}")
     return 0
+
+
+DET_FORMATS = {"trackrcnn": "trackrcnn", "kitti": "kitti_boxes", "mot": "mot_det"}
+
+
+def _add_params_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--params",
+        type=Path,
+        action="append",
+        default=[],
+        help="tracker_node parameters YAML (repeatable; later files win), as for ros2 launch",
+    )
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one parameter, e.g. --set model=tiny --set checkpoint=random",
+    )
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    from seg2track_ros.params import parse_assignment
+
+    return dict(parse_assignment(text) for text in args.assignments)
+
+
+def _add_results_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", type=Path, required=True, help="results file to write")
+    parser.add_argument(
+        "--format",
+        choices=["kitti_mots", "mots20"],
+        default="kitti_mots",
+        help="results file format (default: kitti_mots)",
+    )
+    parser.add_argument(
+        "--states",
+        default="confirmed,occluded,lost",
+        help="track states written as results (default: confirmed,occluded,lost)",
+    )
+
+
+@subcommand
+def add_kitti_to_bag(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "kitti-to-bag",
+        help="image folder + detections file -> rosbag2 (images and Detection2DArray)",
+        description=(
+            "Write a rosbag2 (metadata v9) with one bgr8 sensor_msgs/Image per image on"
+            " /kitti/camera_color_left/image_raw and its detections as"
+            " vision_msgs/Detection2DArray on /detections (same header). Type hashes equal a"
+            " real ROS 2 Jazzy system's, so `ros2 bag play` accepts the bag."
+        ),
+    )
+    parser.add_argument("--images", type=Path, required=True, help="folder of frames, in order")
+    parser.add_argument("--detections", type=Path, required=True, help="detections file")
+    parser.add_argument(
+        "--det-format", choices=sorted(DET_FORMATS), default="trackrcnn", help="detections format"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="bag folder to create")
+    parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    parser.add_argument(
+        "--timestamps",
+        type=Path,
+        help="KITTI timestamps.txt (one 'YYYY-MM-DD hh:mm:ss.fffffffff' per frame);"
+        " default: 10 Hz from 1.0 s",
+    )
+    parser.add_argument("--image-topic", default="/kitti/camera_color_left/image_raw")
+    parser.add_argument("--frame-id", default="camera_color_left")
+    parser.set_defaults(handler=run_kitti_to_bag)
+
+
+def run_kitti_to_bag(args: argparse.Namespace) -> int:
+    from seg2track_ros.bags.writer import BagFrame, write_bag
+    from seg2track_ros.datasets import read_detections
+    from seg2track_ros.pipeline import list_images, load_rgb
+
+    images = list_images(args.images)
+    detections = read_detections(args.detections, DET_FORMATS[args.det_format])
+    stamps = (
+        _kitti_timestamps(args.timestamps, len(images))
+        if args.timestamps
+        else [1_000_000_000 + i * 100_000_000 for i in range(len(images))]
+    )
+
+    def frames():
+        from tqdm import tqdm
+
+        for index in tqdm(range(len(images)), unit="frame", desc="kitti-to-bag", leave=False):
+            bgr = load_rgb(images[index])[..., ::-1]
+            yield BagFrame(stamps[index], bgr, detections.detections_at(index))
+
+    summary = write_bag(
+        args.out,
+        frames(),
+        storage=args.storage,
+        image_topic=args.image_topic,
+        frame_id=args.frame_id,
+    )
+    print(f"wrote {summary.path}: {summary.frames} frames, {summary.detections} detections")
+    return 0
+
+
+def _kitti_timestamps(path: Path, count: int) -> list[int]:
+    from datetime import datetime
+
+    from seg2track_ros.datasets import FormatError
+
+    stamps = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            day, _, clock = text.partition(" ")
+            whole, _, fraction = clock.partition(".")
+            parsed = datetime.strptime(f"{day} {whole}", "%Y-%m-%d %H:%M:%S")
+            seconds = int(parsed.replace(tzinfo=UTC).timestamp())
+            nanos = int((fraction + "000000000")[:9]) if fraction else 0
+        except ValueError as error:
+            raise FormatError(path, number, f"not a KITTI timestamp: {error}") from None
+        stamps.append(seconds * 1_000_000_000 + nanos)
+    if len(stamps) < count:
+        raise FormatError(path, len(stamps), f"{len(stamps)} timestamps for {count} images")
+    return stamps[:count]
+
+
+@subcommand
+def add_run(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="track an image folder + detections without ROS, write a results file",
+        description=(
+            "Run the tracker directly (no ROS) over an image folder and a detections file."
+            " With the same parameters it writes the same results as `seg2track replay"
+            " --lockstep` through tracker_node."
+        ),
+    )
+    parser.add_argument(
+        "--images",
+        type=Path,
+        help="folder of frames (optional with"
+        " --segmenter detection-masks: sizes come from the detections)",
+    )
+    parser.add_argument("--detections", type=Path, required=True, help="detections file")
+    parser.add_argument(
+        "--det-format", choices=sorted(DET_FORMATS), default="trackrcnn", help="detections format"
+    )
+    parser.add_argument(
+        "--segmenter",
+        choices=["sam2", "detection-masks"],
+        default="sam2",
+        help="sam2, or the detector's own masks (no model)",
+    )
+    parser.add_argument("--frames", type=int, help="track only the first N frames")
+    _add_params_options(parser)
+    _add_results_options(parser)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run_run)
+
+
+def run_run(args: argparse.Namespace) -> int:
+    from seg2track_ros.datasets import read_detections
+    from seg2track_ros.params import config_from_params_files
+    from seg2track_ros.pipeline import list_images, run_sequence
+    from seg2track_ros.results import parse_states
+
+    config, _settings = config_from_params_files(args.params, _overrides(args))
+    summary = run_sequence(
+        config,
+        read_detections(args.detections, DET_FORMATS[args.det_format]),
+        args.results,
+        images=list_images(args.images) if args.images else None,
+        segmenter=args.segmenter,
+        fmt=args.format,
+        states=parse_states(args.states),
+        frames=args.frames,
+        progress=not args.quiet,
+    )
+    print(
+        f"tracked {summary.frames} frames ({summary.mean_frame_ms:.0f} ms/frame);"
+        f" wrote {summary.results.lines} lines to {args.results}"
+    )
+    return 0
+
+
+@subcommand
+def add_replay(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "replay",
+        help="play a bag through tracker_node over DDS and record its tracks",
+        description=(
+            "Start tracker_node, publish the bag's images and detections to it over DDS and"
+            " write its `tracks` to a results file (and optionally to a bag). --lockstep"
+            " sends the next frame only after the node answered the current one."
+        ),
+    )
+    parser.add_argument("bag", type=Path, help="bag written by `seg2track kitti-to-bag`")
+    parser.add_argument("--lockstep", action="store_true", help="every frame, in order")
+    parser.add_argument("--rate", type=float, default=1.0, help="playback rate otherwise")
+    parser.add_argument("--out-bag", type=Path, help="also record `tracks` to this bag")
+    parser.add_argument("--image-topic", help="image topic when the bag has several")
+    _add_params_options(parser)
+    _add_results_options(parser)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run_replay)
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from seg2track_ros.bags.replay import ReplayOptions, replay_bag
+    from seg2track_ros.params import config_from_params_files
+    from seg2track_ros.results import ResultsRecorder, parse_states
+    from seg2track_ros.ros.results_writer import rows_from_msg
+
+    overrides = _overrides(args)
+    config_from_params_files(args.params, overrides)  # refuse bad parameters up front
+    options = ReplayOptions(
+        lockstep=args.lockstep,
+        rate=args.rate,
+        params_files=tuple(args.params),
+        overrides=overrides,
+        progress=not args.quiet,
+    )
+    tracks_bag = _TracksBag(args.out_bag) if args.out_bag else None
+    with ResultsRecorder(args.results, args.format, parse_states(args.states)) as recorder:
+
+        def on_tracks(frame, message, raw):
+            recorder.add(frame, rows_from_msg(message))
+            if tracks_bag is not None:
+                tracks_bag.write(message, raw)
+
+        try:
+            summary = replay_bag(args.bag, options, on_tracks, image_topic=args.image_topic)
+        finally:
+            if tracks_bag is not None:
+                tracks_bag.close()
+        written = recorder.close()
+    print(
+        f"replayed {summary.frames_sent} frames, {summary.tracks_received} answered;"
+        f" wrote {written.lines} lines to {args.results}"
+    )
+    return 0
+
+
+class _TracksBag:
+    """Records tracker_node's `tracks` (raw CDR) to a bag, with our message definitions."""
+
+    def __init__(self, path: Path) -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        from seg2track_ros.bags.typestore import TRACKS, typestore
+
+        self._writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._writer.open()
+        self._connection = self._writer.add_connection("/tracks", TRACKS, typestore=typestore())
+
+    def write(self, message, raw: bytes) -> None:
+        stamp = message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
+        self._writer.write(self._connection, stamp, raw)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+@subcommand
+def add_simulate_detections(subparsers: argparse._SubParsersAction) -> None:
+    from seg2track_ros.datasets import command_simulate
+
+    command_simulate.add_parser(subparsers)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -252,3 +252,15 @@ def test_build_segmenter_from_config(tmp_path, caplog):
         build_segmenter(
             SegmenterConfig(model="tiny", checkpoint=str(tmp_path / "no.pt"), device="cpu")
         )
+
+
+def test_random_weights_are_the_same_in_every_build():
+    from seg2track_ros.engine.config import SegmenterConfig
+    from seg2track_ros.engine.sam2_model import build_segmenter
+
+    config = SegmenterConfig(model="tiny", checkpoint="random", device="cpu", image_size=64)
+    torch.manual_seed(123)  # the caller's RNG state must not matter
+    first = build_segmenter(config).model.state_dict()
+    torch.manual_seed(456)
+    second = build_segmenter(config).model.state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)

@@ -9,9 +9,10 @@ from pathlib import Path
 from rosbags.rosbag2 import Reader
 
 from seg2track_ros.bags.typestore import DETECTIONS, IMAGE, typestore
+from seg2track_ros.errors import UserFacingError
 
 
-class BagReadError(RuntimeError):
+class BagReadError(UserFacingError):
     """The bag is missing, unreadable or lacks the topics needed."""
 
 

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from seg2track_ros.bags.reader import BagMessagePair, read_pairs
+from seg2track_ros.errors import UserFacingError
 
 
-class ReplayError(RuntimeError):
+class ReplayError(UserFacingError):
     """The replay could not run or the node did not answer; the message says why."""
 
 

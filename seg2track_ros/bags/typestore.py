@@ -15,6 +15,8 @@ from pathlib import Path
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
+from seg2track_ros.errors import UserFacingError
+
 IMAGE = "sensor_msgs/msg/Image"
 DETECTIONS = "vision_msgs/msg/Detection2DArray"
 TRACKS = "seg2track_msgs/msg/TrackedObjectArray"
@@ -34,7 +36,7 @@ _PACKAGES = {
 }
 
 
-class MissingInterfaceError(RuntimeError):
+class MissingInterfaceError(UserFacingError):
     """A message package's .msg files are not installed where the ament index points."""
 
 

@@ -11,6 +11,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from seg2track_ros.bags.typestore import DETECTIONS, IMAGE, typestore
 from seg2track_ros.engine.types import Detections
+from seg2track_ros.errors import UserFacingError
 
 KITTI_IMAGE_TOPIC = "/kitti/camera_color_left/image_raw"
 KITTI_FRAME_ID = "camera_color_left"
@@ -18,7 +19,7 @@ DETECTIONS_TOPIC = "/detections"
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 
 
-class BagWriteError(RuntimeError):
+class BagWriteError(UserFacingError):
     """The bag cannot be written (target exists, bad frame); the message says why."""
 
 

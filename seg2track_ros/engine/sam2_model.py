@@ -69,6 +69,7 @@ def build_sam2_model(model: str, image_size: int, device: torch.device) -> torch
     return sam.to(device).eval()
 
 
+RANDOM_WEIGHTS_SEED = 0
 RANDOM_WEIGHTS_WARNING = (
     "checkpoint 'random': SAM 2 runs with RANDOM WEIGHTS. Masks, scores and tracks are "
     "meaningless; use this for tests and speed/memory benchmarks only. Get real weights "
@@ -95,7 +96,11 @@ def build_segmenter(config: SegmenterConfig):
     if path is not None and not path.is_file():
         # Before building the model: a missing file should fail fast.
         raise CheckpointNotFoundError(path, config.model)
-    model = build_sam2_model(config.model, config.image_size, torch.device("cpu"))
+    # Random weights are drawn from a fixed seed, so every process (a node, `seg2track
+    # run`, a benchmark) builds the same model: runs are reproducible and comparable.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_WEIGHTS_SEED)
+        model = build_sam2_model(config.model, config.image_size, torch.device("cpu"))
     if path is None:
         _LOG.warning(RANDOM_WEIGHTS_WARNING.format(model=config.model))
     else:

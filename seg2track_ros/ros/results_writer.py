@@ -1,0 +1,90 @@
+"""results_writer: a node that writes `tracks` to a KITTI MOTS or MOTS20 results file.
+
+Used by launch/kitti_replay.launch.py next to `ros2 bag play`; `seg2track replay` uses
+the same ``rows_from_msg`` + ``ResultsRecorder``, so both write identical files.
+Frame indices: with the ``bag`` parameter, the image stamps in that bag (in order) define
+them, as in the dataset; without it, the order in which `tracks` messages arrive.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from seg2track_msgs.msg import TrackedObjectArray
+
+from seg2track_ros.engine.types import TrackState
+from seg2track_ros.results import ResultRow, ResultsRecorder, parse_states
+from seg2track_ros.ros.conversions import rle_msg_to_mask
+
+
+def rows_from_msg(msg: TrackedObjectArray) -> list[ResultRow]:
+    return [
+        ResultRow(obj.track_id, obj.class_id, TrackState(obj.state), rle_msg_to_mask(obj.mask) > 0)
+        for obj in msg.objects
+    ]
+
+
+def stamp_ns(header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+class ResultsWriterNode(Node):
+    def __init__(self) -> None:
+        super().__init__("results_writer")
+        self.declare_parameter("results", "results/0000.txt")
+        self.declare_parameter("format", "kitti_mots")
+        self.declare_parameter("states", "confirmed,occluded,lost")
+        self.declare_parameter("bag", "")
+        path = Path(self.get_parameter("results").value)
+        states = parse_states(self.get_parameter("states").value)
+        self._recorder = ResultsRecorder(path, self.get_parameter("format").value, states)
+        self._frame_of: dict[int, int] | None = None
+        bag = self.get_parameter("bag").value
+        if bag:
+            from seg2track_ros.bags.reader import read_pairs
+
+            self._frame_of = {p.stamp_ns: i for i, p in enumerate(read_pairs(Path(bag)))}
+        self._next = 0
+        self._last = -1
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(TrackedObjectArray, "tracks", self._on_tracks, qos)
+        self.get_logger().info(f"writing {path}")
+
+    def _on_tracks(self, msg: TrackedObjectArray) -> None:
+        if self._frame_of is not None:
+            frame = self._frame_of.get(stamp_ns(msg.header))
+            if frame is None:
+                self.get_logger().warning("tracks with a stamp not in the bag: ignored")
+                return
+        else:
+            frame = self._next
+        if frame <= self._last:
+            self.get_logger().warning(f"frame {frame} arrived out of order: ignored")
+            return
+        self._recorder.add(frame, rows_from_msg(msg))
+        self._last, self._next = frame, frame + 1
+
+    def close(self) -> None:
+        summary = self._recorder.close()
+        self.get_logger().info(f"wrote {summary.lines} lines for {summary.frames} frames")
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = ResultsWriterNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""End to end through the `seg2track` command: synthetic sequence -> simulated
+detections -> bag -> `replay --lockstep` through tracker_node, and the same with `run`
+(no ROS): the two results files are identical."""
+
+from __future__ import annotations
+
+import pytest
+
+from seg2track_ros.cli import main
+from seg2track_ros.datasets import read_kitti_mots
+from seg2track_ros.datasets.synthetic import make_sequence
+
+# Random weights: relax the quality thresholds so tracks persist and results have lines.
+PARAMS = [
+    "model=tiny",
+    "checkpoint=random",
+    "device=cpu",
+    "image_size=64",
+    "tracker.lost_logit=-1000.0",
+    "tracker.reliable_logit=-999.0",
+    "tracker.removal_quality=0.0",
+]
+
+
+@pytest.fixture(scope="module")
+def sequence(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seq")
+    sequence = make_sequence(root, frames=8, size=(96, 160), seed=3)
+    detections = root / "detections.txt"
+    assert (
+        main(
+            [
+                "simulate-detections",
+                "--gt",
+                str(sequence.ground_truth),
+                "--out",
+                str(detections),
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
+    bag = root / "bag"
+    assert (
+        main(
+            [
+                "kitti-to-bag",
+                "--images",
+                str(sequence.images),
+                "--detections",
+                str(detections),
+                "--out",
+                str(bag),
+            ]
+        )
+        == 0
+    )
+    return root, sequence, detections, bag
+
+
+def _settings():
+    return [arg for value in PARAMS for arg in ("--set", value)]
+
+
+def test_run_and_lockstep_replay_write_identical_results(sequence):
+    root, seq, detections, bag = sequence
+    ran, replayed = root / "run.txt", root / "replay.txt"
+    assert (
+        main(
+            [
+                "run",
+                "--images",
+                str(seq.images),
+                "--detections",
+                str(detections),
+                "--results",
+                str(ran),
+                "-q",
+                *_settings(),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "replay",
+                str(bag),
+                "--lockstep",
+                "--results",
+                str(replayed),
+                "-q",
+                "--out-bag",
+                str(root / "tracks_bag"),
+                *_settings(),
+            ]
+        )
+        == 0
+    )
+    text = ran.read_text()
+    assert text, "no results lines: the comparison would be vacuous"
+    assert replayed.read_text() == text
+    frames = read_kitti_mots(ran)
+    assert max(frames) == seq.frames - 1 or len(frames) > 4
+    assert (root / "tracks_bag" / "metadata.yaml").is_file()
+
+
+def test_detection_masks_segmenter_needs_no_images(sequence):
+    root, seq, detections, _bag = sequence
+    out = root / "dm.txt"
+    assert (
+        main(
+            [
+                "run",
+                "--detections",
+                str(detections),
+                "--segmenter",
+                "detection-masks",
+                "--frames",
+                str(seq.frames),
+                "--results",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    assert read_kitti_mots(out)
+
+
+def test_user_errors_are_one_line_and_status_1(sequence, capsys):
+    root, _seq, detections, _bag = sequence
+    assert (
+        main(
+            [
+                "run",
+                "--detections",
+                str(detections),
+                "--results",
+                str(root / "x.txt"),
+                "--set",
+                "tracker.max_weak_frame=3",
+            ]
+        )
+        == 1
+    )
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("seg2track: error:") and "tracker.max_weak_frame" in err
+    assert "\n" not in err
+    assert main(["run", "--detections", str(detections), "--results", str(root / "y.txt")]) == 1
+    assert "--images is needed" in capsys.readouterr().err
