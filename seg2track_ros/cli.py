@@ -357,6 +357,35 @@ class _TracksBag:
 
 
 @subcommand
+def add_render(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "render",
+        help="MP4 of the frames with masks, ids and classes drawn",
+        description="Draw each track's mask, id and class on its frames and write an MP4.",
+    )
+    parser.add_argument("--images", type=Path, required=True, help="folder of frames")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--results", type=Path, help="results file (KITTI MOTS / MOTS20)")
+    source.add_argument("--bag", type=Path, help="bag with `tracks` (replay --out-bag)")
+    parser.add_argument("--format", choices=["kitti_mots", "mots20"], default="kitti_mots")
+    parser.add_argument("--fps", type=float, default=10.0, help="frames per second (KITTI: 10)")
+    parser.add_argument("--out", type=Path, required=True, help="MP4 file to write")
+    parser.set_defaults(handler=run_render)
+
+
+def run_render(args: argparse.Namespace) -> int:
+    from seg2track_ros.pipeline import list_images
+    from seg2track_ros.render import render_video, tracks_from_bag, tracks_from_results
+
+    tracks = (
+        tracks_from_bag(args.bag) if args.bag else tracks_from_results(args.results, args.format)
+    )
+    count = render_video(list_images(args.images), tracks, args.out, args.fps)
+    print(f"wrote {args.out} ({count} frames)")
+    return 0
+
+
+@subcommand
 def add_simulate_detections(subparsers: argparse._SubParsersAction) -> None:
     from seg2track_ros.datasets import command_simulate
 

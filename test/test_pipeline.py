@@ -150,3 +150,17 @@ def test_user_errors_are_one_line_and_status_1(sequence, capsys):
     assert "\n" not in err
     assert main(["run", "--detections", str(detections), "--results", str(root / "y.txt")]) == 1
     assert "--images is needed" in capsys.readouterr().err
+
+
+def test_render_from_results_and_from_the_tracks_bag(sequence):
+    import cv2
+
+    root, seq, _detections, _bag = sequence
+    for source in (["--results", str(seq.ground_truth)], ["--bag", str(root / "tracks_bag")]):
+        out = root / f"video_{source[0][2:]}.mp4"
+        assert main(["render", "--images", str(seq.images), *source, "--out", str(out)]) == 0
+        video = cv2.VideoCapture(str(out))
+        frames = 0
+        while video.read()[0]:
+            frames += 1
+        assert frames == seq.frames
