@@ -7,12 +7,11 @@ model, checkpoint, device, mode and publish_overlay override the same parameters
 in params_file when given; left empty, params_file's values stand.
 """
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
-
-from launch import LaunchDescription
 
 PARAMETER_ARGUMENTS = {
     "model": "SAM 2.1 size: tiny, small, base_plus or large",

@@ -144,3 +144,18 @@ def test_params_file_reader_refuses_unknown_names_and_wrong_types(tmp_path):
         config_from_params_files([], {"image_size": 256.0})
     config, _ = config_from_params_files([], {"tracker.classes.car.addition_threshold": 0.5})
     assert config.tracker.classes["car"].addition_threshold == 0.5
+
+
+def test_kitti_replay_launch_plays_the_bag_into_tracker_and_results_writer():
+    source = (SHARE / "launch" / "kitti_replay.launch.py").read_text()
+    tree = ast.parse(source)
+    compile(source, "kitti_replay.launch.py", "exec")
+    nodes = [
+        {k.arg: ast.unparse(k.value) for k in n.keywords}
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Node"
+    ]
+    assert {n["executable"] for n in nodes} == {"'tracker_node'", "'results_writer'"}
+    assert "'kitti.yaml'" in ast.unparse(tree) and "'bag', 'play'" in ast.unparse(tree)
+    # results_writer and tracker_node agree on the topic: node-relative `tracks`
+    assert "tracks" in (REPO_ROOT / "seg2track_ros" / "ros" / "results_writer.py").read_text()
