@@ -1,5 +1,6 @@
 # seg2track_ros developer entry points. Everything runs inside the venv that
 # scripts/bootstrap.sh builds (ROS 2 from PyPI wheels); see README.md.
+#   make demo    env + the whole path on a bundled sequence (see README), in demo_output/
 #   make env     build or update .venv and install/ (idempotent)
 #   make test    env + lint + the test suite
 #   make lint    ruff check and ruff format --check
@@ -14,7 +15,11 @@ export ROS_DISTRO
 IN_ENV := source ./env.sh &&
 PYTEST_ARGS ?=
 
-.PHONY: env test lint format clean distclean
+.PHONY: demo env test lint format clean distclean
+
+demo: env
+	@rm -rf demo_output
+	@$(IN_ENV) seg2track demo --out demo_output
 
 env:
 	@bash scripts/bootstrap.sh

@@ -21,6 +21,7 @@ from seg2track_ros.engine import checkpoints
 from seg2track_ros.engine.config import ConfigError
 from seg2track_ros.engine.types import InvalidInputError
 from seg2track_ros.errors import UserFacingError
+from seg2track_ros.evaluation.evaluate import EvaluationError
 
 PROG = "seg2track"
 
@@ -30,6 +31,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     checkpoints.CheckpointError,
     ConfigError,
     DatasetError,
+    EvaluationError,
+    FileExistsError,
     InvalidInputError,
     UserFacingError,
 )
@@ -382,6 +385,37 @@ def run_render(args: argparse.Namespace) -> int:
     )
     count = render_video(list_images(args.images), tracks, args.out, args.fps)
     print(f"wrote {args.out} ({count} frames)")
+    return 0
+
+
+@subcommand
+def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
+    from seg2track_ros.evaluation import command_evaluate
+
+    command_evaluate.add_parser(subparsers)
+
+
+@subcommand
+def add_demo(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="the whole path on a bundled sequence: bag, lockstep replay, evaluation, video",
+        description=(
+            "Draw a 60-frame KITTI-sized sequence with ground truth, simulate detections,"
+            " write a bag, replay it in lockstep through tracker_node (SAM 2.1 tiny; random"
+            " weights when no checkpoint is installed), track the same detections with the"
+            " detection-masks segmenter, evaluate both with trackeval and render a video."
+        ),
+    )
+    parser.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder")
+    parser.add_argument("--frames", type=int, default=60, help="sequence length")
+    parser.set_defaults(handler=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from seg2track_ros.demo import run_demo as demo
+
+    demo(args.out, frames=args.frames)
     return 0
 
 

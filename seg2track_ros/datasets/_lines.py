@@ -11,9 +11,8 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
 from seg2track_ros.datasets.errors import DatasetFileError, FormatError
+from seg2track_ros.engine.masks import compressed_rle_runs
 
 
 def data_lines(path: Path, separator: str | None = None) -> Iterator[tuple[int, list[str]]]:
@@ -90,48 +89,8 @@ def parse_box_xyxy(path: Path, line: int, fields: list[str]) -> tuple[float, flo
     return x0, y0, x1, y1
 
 
-def compressed_rle_counts(counts: str) -> np.ndarray:
-    """Uncompressed run lengths (int64) of a compressed COCO RLE string.
-
-    pycocotools, the project's codec, decodes these strings but never checks that the runs
-    cover exactly height * width pixels: a short string decodes to a mask whose tail is
-    uninitialised memory, a long one raises a message without the cause (seen with
-    pycocotools 2.0.11). It also has no call that returns the runs, so the readers parse
-    them here only to validate a line before pycocotools ever decodes it. The string
-    form, as pycocotools' ``rleToString`` writes it: each run is a signed number in
-    5-bit groups, low group first, each group as a character ``48 + bits`` with 0x20
-    meaning "another group follows" and 0x10 in the last group the sign; runs from the
-    fourth on are stored as the difference to the run two before.
-
-    Raises ValueError (with the reason) for strings that are not of that form.
-    """
-    if not counts:
-        raise ValueError("the RLE string is empty")
-    try:
-        raw = counts.encode("ascii")
-    except UnicodeEncodeError:
-        raise ValueError("the RLE string holds non-ASCII characters") from None
-    codes = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
-    bad = np.flatnonzero((codes < 0) | (codes > 63))
-    if bad.size:
-        raise ValueError(f"the RLE string holds {counts[bad[0]]!r}, outside '0'..'o'")
-    more = (codes & 0x20) != 0
-    if more[-1]:
-        raise ValueError("the RLE string ends inside a run length")
-    ends = np.flatnonzero(~more)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    lengths = ends - starts + 1
-    # 7 groups of 5 bits hold any 32-bit run, which is all pycocotools can store.
-    if lengths.max() > 7:
-        raise ValueError("the RLE string holds a run length longer than 32 bits")
-    group = np.arange(codes.size) - np.repeat(starts, lengths)
-    values = np.add.reduceat((codes & 0x1F) << (5 * group), starts)
-    negative = (codes[ends] & 0x10) != 0
-    values = np.where(negative, values - (np.int64(1) << (5 * lengths)), values)
-    runs = values.copy()
-    runs[1::2] = np.cumsum(values[1::2])
-    runs[2::2] = np.cumsum(values[2::2])
-    return runs
+# The one parser of COCO RLE strings lives with the codec (engine/masks.py).
+compressed_rle_counts = compressed_rle_runs
 
 
 def parse_rle(path: Path, line: int, counts: str, height: int, width: int) -> str:

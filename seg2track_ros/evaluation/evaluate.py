@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from seg2track_ros.engine.masks import compressed_rle_runs
+
 Benchmark = Literal["kitti_mots", "mots20"]
 
 COMBINED = "COMBINED"
@@ -38,7 +40,6 @@ COMBINED = "COMBINED"
 
 IGNORE_CLASS_ID = 10
 _TRACKER_NAME = "seg2track"  # folder name of the results inside trackeval's layout
-_RLE_CHAR_OFFSET = 48  # COCO's compressed RLE: 6 bits per character, offset by ord("0")
 
 
 class EvaluationError(ValueError):
@@ -174,36 +175,13 @@ class _SequenceFile:
 
 
 def _rle_pixel_count(counts: str) -> int:
-    """Pixels covered by the runs of a compressed COCO RLE string (validation only).
-
-    pycocotools stays the codec; it just has no call that returns the runs of a string,
-    and its iou can loop forever on runs that do not add up to the image, so the sum is
-    checked here first. Raises ValueError when the string is not a valid RLE.
-    """
-    runs: list[int] = []
-    position = 0
-    while position < len(counts):
-        value = 0
-        shift = 0
-        more = True
-        while more:
-            if position >= len(counts):
-                raise ValueError("the RLE string ends in the middle of a run")
-            code = ord(counts[position]) - _RLE_CHAR_OFFSET
-            if not 0 <= code <= 63:
-                raise ValueError(f"character {counts[position]!r} cannot occur in a COCO RLE")
-            value |= (code & 0x1F) << shift
-            more = bool(code & 0x20)
-            position += 1
-            shift += 5
-            if not more and code & 0x10:  # sign bit of the last 5-bit group
-                value -= 1 << shift
-        if len(runs) > 2:  # runs after the third are stored as differences
-            value += runs[-2]
-        if value < 0:
-            raise ValueError("the RLE string decodes to a negative run length")
-        runs.append(value)
-    return sum(runs)
+    """Pixels covered by the runs of a compressed COCO RLE string (validation only:
+    pycocotools' iou can loop forever on runs that do not add up to the image).
+    Raises ValueError when the string is not a valid RLE."""
+    runs = compressed_rle_runs(counts)
+    if (runs < 0).any():
+        raise ValueError("the RLE string decodes to a negative run length")
+    return int(runs.sum())
 
 
 def _parse_line(path: Path, number: int, text: str, first_frame: int) -> _Row:
