@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         false_positive_score_beta=tuple(args.fp_score_beta),
         mask_radius=args.erode_dilate,
     )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     simulate_file(args.gt, args.out, config, args.seed, frame_count=args.frames)
     print(args.out)
     return 0
