@@ -198,6 +198,53 @@ def run_kitti_to_bag(args: argparse.Namespace) -> int:
     return 0
 
 
+@subcommand
+def add_mots20_to_bag(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "mots20-to-bag",
+        help="MOTS20 / MOTChallenge sequence folder -> rosbag2",
+        description=(
+            "The MOTS20 equivalent of kitti-to-bag: reads <seq>/seqinfo.ini for the image"
+            " folder and frame rate; detections default to <seq>/det/det.txt (MOT format)."
+            " Images go to /mots20/image_raw (frame_id 'camera'), detections to /detections."
+        ),
+    )
+    parser.add_argument("--seq", type=Path, required=True, help="sequence folder")
+    parser.add_argument("--detections", type=Path, help="detections (default: <seq>/det/det.txt)")
+    parser.add_argument(
+        "--det-format", choices=sorted(DET_FORMATS), default="mot", help="detections format"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="bag folder to create")
+    parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    parser.set_defaults(handler=run_mots20_to_bag)
+
+
+def run_mots20_to_bag(args: argparse.Namespace) -> int:
+    from seg2track_ros.bags.writer import BagFrame, write_bag
+    from seg2track_ros.datasets import read_detections, read_seqinfo
+    from seg2track_ros.pipeline import list_images, load_rgb
+
+    info = read_seqinfo(args.seq / "seqinfo.ini")
+    images = list_images(args.seq / info.im_dir)[: info.seq_length]
+    detections = read_detections(
+        args.detections or args.seq / "det" / "det.txt", DET_FORMATS[args.det_format]
+    )
+    period_ns = round(1e9 / info.frame_rate)
+    frames = (
+        BagFrame(
+            1_000_000_000 + i * period_ns,
+            load_rgb(path)[..., ::-1],
+            detections.detections_at(i),
+        )
+        for i, path in enumerate(images)
+    )
+    summary = write_bag(
+        args.out, frames, storage=args.storage, image_topic="/mots20/image_raw", frame_id="camera"
+    )
+    print(f"wrote {summary.path}: {summary.frames} frames, {summary.detections} detections")
+    return 0
+
+
 def _kitti_timestamps(path: Path, count: int) -> list[int]:
     from datetime import datetime
 

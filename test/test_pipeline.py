@@ -164,3 +164,24 @@ def test_render_from_results_and_from_the_tracks_bag(sequence):
         while video.read()[0]:
             frames += 1
         assert frames == seq.frames
+
+
+def test_mots20_sequence_to_bag(tmp_path):
+    import cv2
+    import numpy as np
+
+    from seg2track_ros.bags.reader import read_pairs
+
+    seq = tmp_path / "MOTS20-02"
+    (seq / "img1").mkdir(parents=True)
+    (seq / "det").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(seq / "img1" / f"{i + 1:06d}.jpg"), np.full((40, 60, 3), 50 * i, np.uint8))
+    (seq / "seqinfo.ini").write_text(
+        "[Sequence]\nname=MOTS20-02\nimDir=img1\nframeRate=30\nseqLength=3\n"
+        "imWidth=60\nimHeight=40\nimExt=.jpg\n"
+    )
+    (seq / "det" / "det.txt").write_text("1,-1,5,5,10,20,0.9\n3,-1,20,5,10,20,0.8\n")
+    assert main(["mots20-to-bag", "--seq", str(seq), "--out", str(tmp_path / "bag")]) == 0
+    pairs = list(read_pairs(tmp_path / "bag"))
+    assert [p.stamp_ns - pairs[0].stamp_ns for p in pairs] == [0, 33_333_333, 66_666_667]
