@@ -229,10 +229,9 @@ def run_mots20_to_bag(args: argparse.Namespace) -> int:
     detections = read_detections(
         args.detections or args.seq / "det" / "det.txt", DET_FORMATS[args.det_format]
     )
-    period_ns = round(1e9 / info.frame_rate)
     frames = (
         BagFrame(
-            1_000_000_000 + i * period_ns,
+            1_000_000_000 + round(i * 1e9 / info.frame_rate),  # no accumulated rounding
             load_rgb(path)[..., ::-1],
             detections.detections_at(i),
         )
