@@ -466,6 +466,13 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 @subcommand
+def add_bench(subparsers: argparse._SubParsersAction) -> None:
+    from seg2track_ros.bench import command
+
+    command.add_parser(subparsers)
+
+
+@subcommand
 def add_simulate_detections(subparsers: argparse._SubParsersAction) -> None:
     from seg2track_ros.datasets import command_simulate
 

@@ -71,7 +71,7 @@ def replay_bag(
         raise ReplayError("rate must be > 0")
     frame_of = {pair.stamp_ns: index for index, pair in enumerate(pairs)}
     namespace = f"seg2track_replay_{os.getpid()}"
-    process, log = _start_node(namespace, options)
+    process, log = start_tracker_node(namespace, options)
     context = Context()
     rclpy.init(context=context)
     node = Node("seg2track_replay", context=context)
@@ -102,7 +102,7 @@ def replay_bag(
             if time.monotonic() > next_log_check:
                 # A node whose configure failed stays alive (so it can be configured
                 # again); for a replay that is the end, with the node's own reason.
-                failure = _configure_failure(log)
+                failure = configure_failure(log)
                 if failure:
                     raise ReplayError(f"tracker_node {failure}")
                 next_log_check = time.monotonic() + 0.5
@@ -144,7 +144,7 @@ def replay_bag(
         executor.shutdown()
         node.destroy_node()
         context.try_shutdown()
-        _stop(process)
+        stop_node(process)
     return ReplaySummary(sent, sum(received.values()), _tail(log))
 
 
@@ -154,7 +154,8 @@ def _publish(images, detections, pair: BagMessagePair) -> None:
         detections.publish(pair.detections_cdr)
 
 
-def _start_node(namespace: str, options: ReplayOptions) -> tuple[subprocess.Popen, Path]:
+def start_tracker_node(namespace: str, options: ReplayOptions) -> tuple[subprocess.Popen, Path]:
+    """tracker_node as a subprocess in `namespace`, its output in a log file."""
     executable = shutil.which("tracker_node")
     if executable is None:
         raise ReplayError(
@@ -181,7 +182,7 @@ def _start_node(namespace: str, options: ReplayOptions) -> tuple[subprocess.Pope
     return process, log_path
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop_node(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.terminate()
         try:
@@ -191,7 +192,7 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def _configure_failure(log: Path) -> str | None:
+def configure_failure(log: Path) -> str | None:
     for line in _tail(log, 20_000).splitlines():
         if "configure failed:" in line:
             return line[line.index("configure failed:") :]

@@ -1,0 +1,1 @@
+"""Benchmarks: engine speed and memory vs SAM 2's video predictor, ROS latency."""

@@ -1,0 +1,123 @@
+"""`seg2track bench`: the three measurements, written to BENCHMARKS.md and PNG plots."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+MODES = {
+    # objects, frames (after warm-up), warm-up, memory lengths, latency objects/frames
+    "quick": {
+        "objects": [1, 2],
+        "frames": 3,
+        "warmup": 1,
+        "lengths": [20, 30],
+        "latency_objects": [2],
+        "latency_frames": 5,
+    },
+    "full": {
+        "objects": [1, 2, 5, 10, 20, 40],
+        "frames": 30,
+        "warmup": 3,
+        "lengths": [50, 100, 200, 500, 1000, 2000],
+        "latency_objects": [5, 20],
+        "latency_frames": 60,
+    },
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "bench",
+        help="speed vs objects, memory vs length, ROS latency; ours vs SAM2VideoPredictor",
+        description=(
+            "Measure our engine against sam2's SAM2VideoPredictor in one run (same frames,"
+            " model, objects) and end-to-end latency through tracker_node, and write the"
+            " results as a section of BENCHMARKS.md with PNG plots. quick: a smoke run;"
+            " full: 1-40 objects, 30 frames, 50-2000 frames of memory (hours on a CPU:"
+            " shorten with --lengths)."
+        ),
+    )
+    parser.add_argument("--mode", choices=sorted(MODES), default="quick")
+    parser.add_argument(
+        "--models", nargs="+", default=["tiny"], choices=["tiny", "small", "base_plus", "large"]
+    )
+    parser.add_argument("--image-size", type=int, default=256, help="SAM 2 input size")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--compile",
+        choices=["off", "on", "both"],
+        default="off",
+        help="torch.compile the image encoder (speed only)",
+    )
+    parser.add_argument("--objects", type=int, nargs="+", help="override the object counts")
+    parser.add_argument("--lengths", type=int, nargs="+", help="override the memory lengths")
+    parser.add_argument("--frames", type=int, help="override the measured frames per count")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["speed", "memory", "latency"])
+    parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
+    parser.add_argument("--plots", type=Path, default=Path("benchmarks"))
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from seg2track_ros.bench.engine import measure_memory, measure_speed
+    from seg2track_ros.bench.latency import measure_latency
+    from seg2track_ros.bench.report import RunInfo, write_section
+    from seg2track_ros.engine.sam2_model import resolve_device
+
+    settings = MODES[args.mode]
+    objects = args.objects or settings["objects"]
+    lengths = args.lengths or settings["lengths"]
+    frames = args.frames or settings["frames"]
+    device = str(resolve_device(args.device))
+    command = "seg2track " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
+    with tempfile.TemporaryDirectory(prefix="seg2track_bench_") as work:
+        for model in args.models:
+            for compiled in compiles:
+                info = RunInfo(command, args.mode, model, args.image_size, device, compiled)
+                print(f"[{info.key}] speed vs objects {objects}")
+                speed = (
+                    []
+                    if "speed" in args.skip
+                    else measure_speed(
+                        objects,
+                        frames,
+                        settings["warmup"],
+                        Path(work),
+                        model,
+                        args.image_size,
+                        device,
+                        compiled,
+                    )
+                )
+                memory, latency = [], []
+                if not compiled:  # memory and latency do not depend on compilation
+                    if "memory" not in args.skip:
+                        print(f"[{info.key}] memory vs length {lengths}")
+                        memory = measure_memory(
+                            lengths, 5, Path(work), model, args.image_size, device
+                        )
+                    if "latency" not in args.skip:
+                        for count in settings["latency_objects"]:
+                            for mode in ("realtime", "lockstep"):
+                                print(f"[{info.key}] latency: {mode}, {count} objects")
+                                latency.append(
+                                    measure_latency(
+                                        mode,
+                                        count,
+                                        settings["latency_frames"],
+                                        10.0,
+                                        model,
+                                        args.image_size,
+                                        device,
+                                    )
+                                )
+                section = write_section(args.out, info, speed, memory, latency, args.plots)
+                print(section)
+    print(f"wrote {args.out} and plots in {args.plots}/")
+    return 0

@@ -1,0 +1,249 @@
+"""BENCHMARKS.md sections and PNG plots from benchmark results.
+
+Each run writes one section, delimited by markers and keyed by device kind and mode,
+so CPU and GPU runs (and quick and full runs) live side by side in one file and a rerun
+replaces only its own section.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seg2track_ros.bench.engine import MemoryResult, SpeedResult
+from seg2track_ros.bench.latency import LatencyResult
+
+
+@dataclass
+class RunInfo:
+    command: str
+    mode: str
+    model: str
+    image_size: int
+    device: str  # resolved, e.g. "cpu" or "cuda:0"
+    compiled: bool
+
+    @property
+    def key(self) -> str:
+        kind = "gpu" if self.device.startswith("cuda") else "cpu"
+        suffix = "-compiled" if self.compiled else ""
+        return f"{kind}-{self.mode}-{self.model}-{self.image_size}{suffix}"
+
+
+def machine_description(device: str) -> str:
+    import torch
+
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as info:
+            names = [
+                line.split(":", 1)[1].strip() for line in info if line.startswith("model name")
+            ]
+        if names:
+            cpu = names[0]
+    except OSError:
+        pass
+    memory = ""
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        memory = f", {pages / 2**30:.0f} GiB RAM"
+    except (ValueError, OSError):
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores{memory}; Python {platform.python_version()}"
+    text += f", torch {torch.__version__}"
+    if device.startswith("cuda"):
+        text += f", GPU {torch.cuda.get_device_name(torch.device(device))}"
+    return text
+
+
+def _ms(values: list[float], q: float) -> str:
+    return f"{np.percentile(values, q):.1f}" if values else "n/a"
+
+
+def speed_table(results: list[SpeedResult]) -> str:
+    phases = ["encode", "propagate", "manage", "prompt", "memory", "output"]
+    lines = [
+        "| objects | ours median | ours p95 | SAM2VideoPredictor median | p95 | speed-up (median) |"
+        " ours: " + " / ".join(phases) + " (median ms) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in results:
+        ratio = np.median(r.baseline_ms) / np.median(r.ours_ms)
+        breakdown = " / ".join(_ms(r.phases_ms.get(p, []), 50) for p in phases)
+        lines.append(
+            f"| {r.objects} | {_ms(r.ours_ms, 50)} | {_ms(r.ours_ms, 95)} |"
+            f" {_ms(r.baseline_ms, 50)} | {_ms(r.baseline_ms, 95)} | {ratio:.2f}x | {breakdown} |"
+        )
+    return "\n".join(lines)
+
+
+def growth_per_1000(results: list[MemoryResult], attribute: str) -> tuple[float, float]:
+    """(bytes per 1000 frames from a least-squares line, that as % of the first value)."""
+    lengths = np.array([r.length for r in results], float)
+    values = np.array([getattr(r, attribute) for r in results], float)
+    if len(results) < 2:
+        return float("nan"), float("nan")
+    slope = np.polyfit(lengths, values, 1)[0]
+    return slope * 1000, 100 * slope * 1000 / values[0]
+
+
+def memory_table(results: list[MemoryResult], on_gpu: bool) -> str:
+    what = "peak device memory" if on_gpu else "stored tensors"
+    lines = [
+        f"| frames | ours: {what} (MiB) | SAM2VideoPredictor: {what} (MiB) | process RSS (MiB) |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.length} | {r.ours_bytes / 2**20:.2f} | {r.baseline_bytes / 2**20:.2f} |"
+            f" {r.baseline_rss / 2**20:.0f} |"
+        )
+    ours, ours_pct = growth_per_1000(results, "ours_bytes")
+    base, base_pct = growth_per_1000(results, "baseline_bytes")
+    lines.append("")
+    lines.append(
+        f"Growth per 1000 frames (least-squares slope over the lengths above): ours"
+        f" {ours / 2**20:.3f} MiB ({ours_pct:.2f} % of its value at {results[0].length} frames);"
+        f" SAM2VideoPredictor {base / 2**20:.1f} MiB ({base_pct:.0f} %)."
+    )
+    return "\n".join(lines)
+
+
+def latency_table(results: list[LatencyResult]) -> str:
+    lines = [
+        "| mode | objects | sent | received | dropped | p50 ms | p95 ms | p99 ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        mode = f"realtime {r.rate_hz:g} Hz" if r.rate_hz else "lockstep"
+        lines.append(
+            f"| {mode} | {r.objects} | {r.sent} | {r.received} | {r.dropped} |"
+            f" {_ms(r.latencies_ms, 50)} | {_ms(r.latencies_ms, 95)} | {_ms(r.latencies_ms, 99)} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_speed(results: list[SpeedResult], path: Path, title: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 4), dpi=120)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    objects = [r.objects for r in results]
+    axes.plot(objects, [np.median(r.ours_ms) for r in results], "o-", label="seg2track_ros")
+    axes.plot(
+        objects, [np.median(r.baseline_ms) for r in results], "s--", label="SAM2VideoPredictor"
+    )
+    axes.set_xlabel("objects")
+    axes.set_ylabel("median time per frame (ms)")
+    axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def plot_memory(results: list[MemoryResult], path: Path, title: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 4), dpi=120)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    lengths = [r.length for r in results]
+    axes.plot(lengths, [r.ours_bytes / 2**20 for r in results], "o-", label="seg2track_ros")
+    axes.plot(
+        lengths, [r.baseline_bytes / 2**20 for r in results], "s--", label="SAM2VideoPredictor"
+    )
+    axes.set_xlabel("frames tracked (5 objects)")
+    axes.set_ylabel("memory held (MiB)")
+    axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def write_section(
+    benchmarks_md: Path,
+    info: RunInfo,
+    speed: list[SpeedResult],
+    memory: list[MemoryResult],
+    latency: list[LatencyResult],
+    plots_dir: Path,
+) -> str:
+    """Replace (or add) this run's section in BENCHMARKS.md; returns the section."""
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    on_gpu = info.device.startswith("cuda")
+    dtype = "bf16 autocast" if on_gpu else "float32"
+    title = f"SAM 2.1 {info.model}, {info.image_size} px, {dtype}, {info.device}"
+    parts = [
+        f"## {info.key}: {title}",
+        "",
+        f"- Machine: {machine_description(info.device)}",
+        f"- Model: SAM 2.1 {info.model} (random weights: speed and memory do not depend on"
+        f" them), image_size {info.image_size}, {dtype}"
+        f"{', torch.compile' if info.compiled else ''}",
+        "- Frames: KITTI-sized (375x1242) synthetic frames; objects are boxes prompted on"
+        " frame 0 (the baseline) and detected every frame (ours)",
+        f"- Command: `{info.command}`",
+        "",
+    ]
+    relative = os.path.relpath(plots_dir, benchmarks_md.parent)
+    if speed:
+        plot = plots_dir / f"speed_{info.key}.png"
+        plot_speed(speed, plot, title)
+        parts += [
+            "### Per-frame time vs number of objects",
+            "",
+            f"Same process, same frames; median and p95 over {speed[0].frames} frames after"
+            " warm-up. Ours is a full `Tracker.step` (also track management and the host copy"
+            " of the masks); the baseline is `SAM2VideoPredictor.propagate_in_video`.",
+            "",
+            speed_table(speed),
+            "",
+            f"![speed]({relative}/{plot.name})",
+            "",
+        ]
+    if memory:
+        plot = plots_dir / f"memory_{info.key}.png"
+        plot_memory(memory, plot, title)
+        parts += [
+            "### Memory vs sequence length (5 objects)",
+            "",
+            memory_table(memory, on_gpu),
+            "",
+            f"![memory]({relative}/{plot.name})",
+            "",
+        ]
+    if latency:
+        parts += [
+            "### End-to-end latency through ROS 2 (image published -> `tracks` received)",
+            "",
+            "tracker_node as a subprocess, Fast DDS on loopback, KITTI-sized rgb8 images.",
+            "",
+            latency_table(latency),
+            "",
+        ]
+    section = "\n".join(parts).rstrip() + "\n"
+    start, end = f"<!-- bench:{info.key} -->", f"<!-- /bench:{info.key} -->"
+    block = f"{start}\n{section}{end}\n"
+    text = benchmarks_md.read_text() if benchmarks_md.exists() else _HEADER
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.S)
+    text = pattern.sub(lambda _m: block, text) if pattern.search(text) else text + "\n" + block
+    benchmarks_md.write_text(text)
+    return section
+
+
+_HEADER = """# Benchmarks
+
+Written by `seg2track bench`; each section states the machine, device, model, image
+size, dtype and the exact command. Claims are ratios measured side by side in one run
+(ours vs SAM 2's own `SAM2VideoPredictor`), or absolute numbers from a named GPU.
+"""
