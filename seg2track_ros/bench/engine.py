@@ -5,7 +5,8 @@ random weights with the same seed: speed and memory do not depend on the weights
 the same objects (boxes on frame 0). The baseline is sam2's `SAM2VideoPredictor`, the
 official multi-object path: it loads the whole video, runs objects one after another
 and keeps every frame's state. Ours is `Tracker.step` with the streaming segmenter, so
-it also pays for track management and the host copy of the masks.
+it also pays for track management and the host copy of the masks. Both get the
+objects' boxes on frame 0 only.
 """
 
 from __future__ import annotations
@@ -24,11 +25,19 @@ import torch
 from seg2track_ros.engine.config import SegmenterConfig, TrackerConfig
 from seg2track_ros.engine.types import Detections
 
-# Random weights give low scores: relax the quality thresholds so tracks persist and are
-# not re-prompted every frame. This measures steady-state speed, never quality.
-# (Values inside tracker_node's parameter ranges, so the ROS benchmark uses the same.)
+# Random weights give meaningless scores and masks. So that exactly N tracks live through
+# the whole run (steady state), nothing may remove or re-prompt them: no weak frames
+# (quality and logit thresholds off), no re-prompts, and a frozen existence probability
+# (detection probability 0: the Bernoulli update leaves it unchanged; survival 1). This
+# measures speed and memory with N objects, never tracking quality. The values are
+# inside tracker_node's parameter ranges, so the ROS benchmark uses the same settings.
 STEADY_STATE = TrackerConfig(
-    removal_quality=0.0, lost_logit=-1000.0, reliable_logit=-999.0, reinforcement_quality=0.0
+    removal_quality=0.0,
+    lost_logit=-1000.0,
+    reliable_logit=-999.0,
+    reinforcement_quality=0.0,
+    detection_probability=0.0,
+    survival_probability=1.0,
 )
 FRAME_SIZE = (375, 1242)  # KITTI
 
@@ -40,6 +49,7 @@ class SpeedResult:
     ours_ms: list[float]
     baseline_ms: list[float]
     phases_ms: dict[str, list[float]] = field(default_factory=dict)
+    tracked: list[int] = field(default_factory=list)  # tracks ours held per measured frame
 
     @staticmethod
     def stat(values: list[float], q: float) -> float:
@@ -128,16 +138,21 @@ def _autocast(device: torch.device):
     return nullcontext()
 
 
-def time_ours(tracker, frames: list[np.ndarray], boxes: np.ndarray) -> Iterator[tuple[float, dict]]:
+def time_ours(
+    tracker, frames: list[np.ndarray], boxes: np.ndarray
+) -> Iterator[tuple[float, dict, int]]:
     device = tracker._segmenter.device
-    detections = Detections(boxes, np.full(len(boxes), 0.9, np.float32), ("car",) * len(boxes))
+    # Like the baseline: the objects' boxes on frame 0, then no detections (SAM 2 alone
+    # carries the tracks; the track manager still runs every frame).
+    first = Detections(boxes, np.full(len(boxes), 0.9, np.float32), ("car",) * len(boxes))
     tracker.reset()
-    for image in frames:
+    for index, image in enumerate(frames):
+        detections = first if index == 0 else Detections.empty()
         _sync(device)
         started = time.perf_counter()
         result = tracker.step(image, detections)
         _sync(device)
-        yield (time.perf_counter() - started) * 1000, result.timing_ms
+        yield (time.perf_counter() - started) * 1000, result.timing_ms, len(result.tracks)
 
 
 def time_baseline(predictor, video: Path, boxes: np.ndarray) -> Iterator[float]:
@@ -182,16 +197,19 @@ def measure_speed(
     results = []
     for count in objects:
         boxes = grid_boxes(count)
-        ours, phases = [], {}
-        for index, (ms, timing) in enumerate(time_ours(tracker, images, boxes)):
+        ours, phases, tracked = [], {}, []
+        for index, (ms, timing, held) in enumerate(time_ours(tracker, images, boxes)):
             if index >= warmup:
                 ours.append(ms)
+                tracked.append(held)
                 for phase, value in timing.items():
                     phases.setdefault(phase, []).append(value)
         baseline = [
             ms for i, ms in enumerate(time_baseline(predictor, video, boxes)) if i >= warmup
         ]
-        results.append(SpeedResult(count, frames, ours, baseline, phases))
+        if min(tracked) != count:
+            raise RuntimeError(f"ours held {min(tracked)}..{max(tracked)} tracks, not {count}")
+        results.append(SpeedResult(count, frames, ours, baseline, phases, tracked))
         progress(
             f"  {count:3d} objects: ours {np.median(ours):8.1f} ms,"
             f" SAM2VideoPredictor {np.median(baseline):8.1f} ms (median per frame)"
@@ -248,8 +266,9 @@ def measure_memory(
         gc.collect()
         if resolved.type == "cuda":
             torch.cuda.reset_peak_memory_stats(resolved)
-        for _ in time_ours(tracker, images[:length], boxes):
-            pass
+        held = [count for _ms, _timing, count in time_ours(tracker, images[:length], boxes)]
+        if held[-1] != objects:
+            raise RuntimeError(f"ours held {held[-1]} tracks after {length} frames, not {objects}")
         ours = (
             torch.cuda.max_memory_allocated(resolved)
             if resolved.type == "cuda"

@@ -41,6 +41,8 @@ def _steady_state_overrides() -> dict:
         "tracker.lost_logit": STEADY_STATE.lost_logit,
         "tracker.reliable_logit": STEADY_STATE.reliable_logit,
         "tracker.reinforcement_quality": STEADY_STATE.reinforcement_quality,
+        "tracker.detection_probability": STEADY_STATE.detection_probability,
+        "tracker.survival_probability": STEADY_STATE.survival_probability,
     }
 
 
@@ -100,13 +102,13 @@ def measure_latency(
     pixels = np.random.default_rng(0).integers(0, 255, (height, width, 3), np.uint8).tobytes()
     boxes = grid_boxes(objects)
 
-    def publish() -> int:
+    def publish(with_boxes: bool = False) -> int:
         now = time.time_ns()
         image = Image(height=height, width=width, encoding="rgb8", step=width * 3, data=pixels)
         image.header.stamp.sec, image.header.stamp.nanosec = divmod(now, 1_000_000_000)
         image.header.frame_id = "camera"
         array = Detection2DArray(header=image.header)
-        for x0, y0, x1, y1 in boxes.tolist():
+        for x0, y0, x1, y1 in boxes.tolist() if with_boxes else []:
             det = Detection2D(header=image.header)
             det.bbox.center.position.x, det.bbox.center.position.y = (x0 + x1) / 2, (y0 + y1) / 2
             det.bbox.size_x, det.bbox.size_y = x1 - x0, y1 - y0
@@ -139,8 +141,10 @@ def measure_latency(
         )
         if not ready:
             raise ReplayError(f"tracker_node did not start: {configure_failure(log) or ''}")
-        for _ in range(warmup):  # model warm-up, not measured
-            stamp = publish()
+        # The objects are prompted on the first warm-up frame, as in the engine benchmark;
+        # later frames carry empty detection messages (random weights cannot match them).
+        for index in range(warmup):  # model warm-up, not measured
+            stamp = publish(with_boxes=index == 0)
             spin_until(lambda stamp=stamp: stamp in arrivals, 300)
         sent: list[int] = []
         if mode == "lockstep":
