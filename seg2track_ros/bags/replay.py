@@ -94,21 +94,7 @@ def replay_bag(
     detections = node.create_publisher(Detection2DArray, f"/{namespace}/detections", qos)
 
     def spin_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        next_log_check = 0.0
-        while not condition():
-            if process.poll() is not None:
-                raise ReplayError(f"tracker_node exited while {what}:\n{_tail(log)}")
-            if time.monotonic() > next_log_check:
-                # A node whose configure failed stays alive (so it can be configured
-                # again); for a replay that is the end, with the node's own reason.
-                failure = configure_failure(log)
-                if failure:
-                    raise ReplayError(f"tracker_node {failure}")
-                next_log_check = time.monotonic() + 0.5
-            if time.monotonic() > deadline:
-                raise ReplayError(f"timed out after {timeout:.0f} s {what}:\n{_tail(log)}")
-            executor.spin_once(timeout_sec=0.01)
+        spin_node_until(executor, process, log, condition, timeout, what)
 
     sent = 0
     try:
@@ -190,6 +176,39 @@ def stop_node(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def spin_node_until(
+    executor,
+    process: subprocess.Popen,
+    log: Path,
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    *,
+    tick: float = 0.01,
+    raise_on_timeout: bool = True,
+) -> bool:
+    """Spin `executor` until `condition()` holds. Raises ReplayError when tracker_node
+    exits or its configure failed (a node whose configure failed stays alive, so it can
+    be configured again; for a replay or a benchmark that is the end, with the node's
+    own reason), and on timeout unless `raise_on_timeout` is False (then returns False)."""
+    deadline = time.monotonic() + timeout
+    next_log_check = 0.0
+    while not condition():
+        if process.poll() is not None:
+            raise ReplayError(f"tracker_node exited while {what}:\n{_tail(log)}")
+        if time.monotonic() > next_log_check:
+            failure = configure_failure(log)
+            if failure:
+                raise ReplayError(f"tracker_node {failure}")
+            next_log_check = time.monotonic() + 0.5
+        if time.monotonic() > deadline:
+            if not raise_on_timeout:
+                return False
+            raise ReplayError(f"timed out after {timeout:.0f} s {what}:\n{_tail(log)}")
+        executor.spin_once(timeout_sec=tick)
+    return True
 
 
 def configure_failure(log: Path) -> str | None:

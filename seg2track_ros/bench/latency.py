@@ -68,7 +68,7 @@ def measure_latency(
     from seg2track_ros.bags.replay import (
         ReplayError,
         ReplayOptions,
-        configure_failure,
+        spin_node_until,
         start_tracker_node,
         stop_node,
     )
@@ -120,27 +120,19 @@ def measure_latency(
         detections.publish(array)
         return now
 
-    def spin_until(condition, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        next_check = 0.0
-        while not condition():
-            if process.poll() is not None or time.monotonic() > deadline:
-                return False
-            if time.monotonic() > next_check:
-                failure = configure_failure(log)
-                if failure:
-                    raise ReplayError(f"tracker_node {failure}")
-                next_check = time.monotonic() + 0.5
-            executor.spin_once(timeout_sec=0.002)
-        return True
+    def spin_until(condition, timeout: float, what: str = "measuring") -> bool:
+        return spin_node_until(
+            executor, process, log, condition, timeout, what, tick=0.002, raise_on_timeout=False
+        )
 
     try:
         ready = spin_until(
             lambda: images.get_subscription_count() > 0 and detections.get_subscription_count() > 0,
             300,
+            "waiting for tracker_node to start",
         )
         if not ready:
-            raise ReplayError(f"tracker_node did not start: {configure_failure(log) or ''}")
+            raise ReplayError("tracker_node did not subscribe within 300 s")
         # The objects are prompted on the first warm-up frame, as in the engine benchmark;
         # later frames carry empty detection messages (random weights cannot match them).
         for index in range(warmup):  # model warm-up, not measured
