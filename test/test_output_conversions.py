@@ -12,11 +12,11 @@ from seg2track_ros.ros.conversions import (
     bgr_to_image_msg,
     instance_labels,
     labels_to_image_msg,
-    overlay_image,
     rle_msg_to_mask,
     tracks_to_detections_msg,
     tracks_to_msg,
 )
+from seg2track_ros.visualize import overlay_image
 
 H, W = 20, 30
 

@@ -19,7 +19,6 @@ from vision_msgs.msg import (
 
 from seg2track_ros.engine.masks import counts_to_mask, mask_to_box, mask_to_counts
 from seg2track_ros.engine.types import Detections, Track
-from seg2track_ros.visualize import overlay_image, track_colour  # noqa: F401 (re-exported)
 
 
 def mask_to_rle_msg(mask: np.ndarray) -> RLEMask:

@@ -38,7 +38,6 @@ from seg2track_ros.ros.conversions import (
     detections_from_msg,
     instance_labels,
     labels_to_image_msg,
-    overlay_image,
     tracks_to_detections_msg,
     tracks_to_msg,
 )
@@ -49,6 +48,7 @@ from seg2track_ros.ros.parameters import (
     read_parameters,
 )
 from seg2track_ros.ros.sync import StampSynchronizer, SyncedPair
+from seg2track_ros.visualize import overlay_image
 
 OUTPUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 WARN_EVERY_S = 5.0
