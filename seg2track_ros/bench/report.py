@@ -128,46 +128,41 @@ def latency_table(results: list[LatencyResult]) -> str:
     return "\n".join(lines)
 
 
-def plot_speed(results: list[SpeedResult], path: Path, title: str) -> None:
+def _line_plot(path: Path, title: str, x: list, series: dict, xlabel: str, ylabel: str) -> None:
+    """Ours vs the baseline as lines: series maps label -> (y values, matplotlib style)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(6, 4), dpi=120)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    objects = [r.objects for r in results]
-    axes.plot(objects, [np.median(r.ours_ms) for r in results], "o-", label="seg2track_ros")
-    axes.plot(
-        objects, [np.median(r.baseline_ms) for r in results], "s--", label="SAM2VideoPredictor"
-    )
-    axes.set_xlabel("objects")
-    axes.set_ylabel("median time per frame (ms)")
+    for label, (values, style) in series.items():
+        axes.plot(x, values, style, label=label)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
     axes.set_title(title, fontsize=9)
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
     figure.savefig(path)
+
+
+def plot_speed(results: list[SpeedResult], path: Path, title: str) -> None:
+    series = {
+        "seg2track_ros": ([np.median(r.ours_ms) for r in results], "o-"),
+        "SAM2VideoPredictor": ([np.median(r.baseline_ms) for r in results], "s--"),
+    }
+    objects = [r.objects for r in results]
+    _line_plot(path, title, objects, series, "objects", "median time per frame (ms)")
 
 
 def plot_memory(results: list[MemoryResult], path: Path, title: str) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6, 4), dpi=120)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    series = {
+        "seg2track_ros": ([r.ours_bytes / 2**20 for r in results], "o-"),
+        "SAM2VideoPredictor": ([r.baseline_bytes / 2**20 for r in results], "s--"),
+    }
     lengths = [r.length for r in results]
-    axes.plot(lengths, [r.ours_bytes / 2**20 for r in results], "o-", label="seg2track_ros")
-    axes.plot(
-        lengths, [r.baseline_bytes / 2**20 for r in results], "s--", label="SAM2VideoPredictor"
-    )
-    axes.set_xlabel("frames tracked (5 objects)")
-    axes.set_ylabel("memory held (MiB)")
-    axes.set_title(title, fontsize=9)
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path)
+    _line_plot(path, title, lengths, series, "frames tracked (5 objects)", "memory held (MiB)")
 
 
 def write_section(
