@@ -458,7 +458,18 @@ def test_writer_resolves_overlaps_and_skips_empty_and_unknown_classes(tmp_path):
     first = _box_mask(100, 100, 200, 200)
     second = _box_mask(150, 150, 250, 250)  # 50x50 pixels overlap the first
     tracks = [
-        Track(7, "car", TrackState.CONFIRMED, first, None, 0.9, 0.9, 0.9, 0, 0),
+        Track.with_mask(
+            first,
+            track_id=7,
+            class_id="car",
+            state=TrackState.CONFIRMED,
+            bbox=None,
+            detection_score=0.9,
+            mask_score=0.9,
+            existence=0.9,
+            age=0,
+            frames_since_detection=0,
+        ),
         (3, "pedestrian", second),
         (4, "car", np.zeros((H, W), dtype=bool)),  # empty
         (5, "bicycle", first),

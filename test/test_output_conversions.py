@@ -24,11 +24,11 @@ H, W = 20, 30
 def _track(track_id, rows, cols, state=TrackState.CONFIRMED, cls="car") -> Track:
     mask = np.zeros((H, W), bool)
     mask[rows, cols] = True
-    return Track(
+    return Track.with_mask(
+        mask,
         track_id=track_id,
         class_id=cls,
         state=state,
-        mask=mask,
         bbox=mask_to_box(mask),
         detection_score=0.75,
         mask_score=0.5,

@@ -132,9 +132,7 @@ def test_empty_first_frame_creates_nothing():
     result = tracker.step(IMAGE, Detections.empty())
     assert result.tracks == [] and tracker.num_tracks == 0
     assert [name for name, _ in seg.calls] == ["start_frame", "propagate", "finish_frame"]
-    assert set(result.timing_ms) == {
-        "encode", "propagate", "manage", "prompt", "memory", "output", "total"
-    }  # fmt: skip
+    assert set(result.timing_ms) == PHASE_KEYS | {"total"}
 
 
 def test_empty_frames_between_keep_tracks_propagating():
@@ -334,13 +332,12 @@ def test_contested_pixels_go_to_the_higher_mask_score():
 def test_equal_scores_give_contested_pixels_to_the_lower_id():
     masks = torch.from_numpy(np.stack([mask([10, 10, 30, 40]), mask([24, 10, 44, 40])] * 2))
     scores = torch.tensor([0.8, 0.8, 0.5, 0.9])
-    out = mask_ops.resolve_overlaps(masks, scores).numpy()
-    assert (out.sum(axis=0) <= 1).all()
+    labels = mask_ops.label_image(masks, scores).numpy()
     contested = mask([10, 10, 30, 40]) & mask([24, 10, 44, 40])
     # Row 3 (0.9) wins over everything it covers; rows 0 (0.8) beats 1 (0.8) and 2 (0.5).
-    assert out[3][contested].all()
-    assert out[0][mask([10, 10, 24, 40])].all()
-    assert not out[1].any() and not out[2].any()
+    assert (labels[contested] == 4).all()
+    assert (labels[mask([10, 10, 24, 40])] == 1).all()
+    assert not np.isin(labels, [2, 3]).any()
 
 
 # --- device work and host copies --------------------------------------------------------
@@ -368,34 +365,46 @@ class _CountingSegmenter(ScriptedSegmenter):
         return out
 
 
-def test_one_host_copy_of_the_geometry_per_frame(monkeypatch):
+def test_one_host_copy_of_the_geometry_and_one_of_the_output_per_frame(monkeypatch):
     copies = []
     real = mask_ops.to_host
 
-    def spy(tensor):
-        copies.append(tuple(tensor.shape))
-        return real(tensor)
+    inside = []
+
+    def spy(*tensors):
+        copies.append([tuple(t.shape) for t in tensors])
+        before = len(_SyncCounter.reads)
+        out = real(*tensors)
+        inside.append(len(_SyncCounter.reads) - before)
+        return out
 
     monkeypatch.setattr(mask_ops, "to_host", spy)
     seg = _CountingSegmenter()
     tracker = Tracker(TrackerConfig(), seg)
     tracker.step(IMAGE, dets([LEFT, RIGHT], [0.9, 0.9]))
     copies.clear()
+    inside.clear()
     _SyncCounter.reads = []
-    tracker.step(IMAGE, dets([LEFT, RIGHT, [22, 4, 36, 40]], [0.9, 0.9, 0.3]))
-    # Nothing prompted on this frame: the geometry vector and the output masks only.
+    result = tracker.step(IMAGE, dets([LEFT, RIGHT, [22, 4, 36, 40]], [0.9, 0.9, 0.3]))
+    # Nothing prompted on this frame: the geometry vector, then the output: the label
+    # image, the boxes and their flags in one call, never a per-track mask.
     assert len(copies) == 2
-    assert len(copies[0]) == 1  # one flat vector with every matrix
-    assert copies[1] == (2, H, W)
-    # Every read of a device tensor went through those two copies (to_host: cpu, numpy).
-    assert _SyncCounter.reads == ["cpu", "numpy"] * 2
+    assert len(copies[0]) == 1 and len(copies[0][0]) == 1  # one flat vector
+    assert copies[1] == [(H, W), (2, 4), (2,)]
+    # Every read of a tensor derived from the segmenter's was made by those copies.
+    assert _SyncCounter.reads and len(_SyncCounter.reads) == sum(inside)
+    assert result.labels.dtype == np.uint16 and result.labels.shape == (H, W)
+    assert [t.label for t in result.tracks] == [1, 2]
+
+
+PHASE_KEYS = {"encode", "propagate", "geometry", "manage", "prompt", "memory", "labels", "output"}
 
 
 def test_timings_are_reported():
     tracker, _ = make()
     result = tracker.step(IMAGE, dets([LEFT], [0.9]))
     timing = result.timing_ms
-    assert set(timing) == {"encode", "propagate", "manage", "prompt", "memory", "output", "total"}
+    assert set(timing) == PHASE_KEYS | {"total"}
     assert all(v >= 0 for v in timing.values())
     parts = sum(v for k, v in timing.items() if k != "total")
     assert timing["total"] == pytest.approx(parts, rel=1e-6, abs=1e-6)

@@ -148,6 +148,9 @@ class TrackerConfig:
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.max_tracks > 65535:
+            # Output labels are uint16 (0 = background).
+            raise ConfigError(f"max_tracks must be at most 65535, got {self.max_tracks}")
         if self.lost_logit >= self.reliable_logit:
             raise ConfigError(
                 f"lost_logit ({self.lost_logit}) must be below"

@@ -3,7 +3,8 @@
 Everything here works on stacked masks (K, H, W) at once: no Python loop over objects
 does tensor work (integral images are built for chunks of many objects at a time, only to
 bound their memory), and nothing reads a single value back to the host. The tracker copies
-device results to the host only through ``to_host`` (tests count those calls):
+device results to the host only through ``to_host`` (tests count those calls); each call
+queues its copies and waits once:
 
 - once per frame, ``association_geometry`` packs every small matrix the host logic needs
   (the propagated scores and logits, mask areas, centroids and boxes, mask-vs-box IoU and
@@ -11,7 +12,9 @@ device results to the host only through ``to_host`` (tests count those calls):
   copies that;
 - ``prompt`` outputs (scores and logits of the prompted objects) once when something was
   prompted;
-- the final, non-overlapping masks once for the output.
+- for the output, once: the frame's label image (H, W) uint16 (0 = background, k + 1 =
+  the k-th output track, contested pixels already given to their best owner) and the
+  tracks' tight boxes; never one full-resolution mask per track.
 
 Boxes are xyxy in pixel edges. Counting uses integral images (summed-area tables): after
 a cumulative sum over both axes, the number of mask pixels in any box is four lookups.
@@ -36,9 +39,27 @@ PAIRWISE_MAX_PIXELS = 1 << 18
 INTEGRAL_CHUNK_PIXELS = 1 << 27
 
 
-def to_host(tensor: torch.Tensor) -> np.ndarray:
-    """The one way device results reach the host (a single blocking copy)."""
-    return tensor.detach().cpu().numpy()
+def to_host(*tensors: torch.Tensor) -> list[np.ndarray]:
+    """The one way device results reach the host: every copy queued, then one wait.
+
+    On CUDA each tensor is copied into a fresh pinned (page-locked) host tensor with a
+    non-blocking copy, and the stream is synchronised once for all of them. Pinned
+    memory comes from PyTorch's caching host allocator, so a buffer is recycled once
+    the arrays returned here are dropped (each array keeps its tensor alive). Elsewhere
+    it is a plain copy per tensor.
+    """
+    if not tensors:
+        return []
+    device = tensors[0].device
+    if device.type != "cuda":
+        return [t.detach().cpu().numpy() for t in tensors]
+    hosts = []
+    for tensor in tensors:
+        host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+        host.copy_(tensor.detach(), non_blocking=True)
+        hosts.append(host)
+    torch.cuda.current_stream(device).synchronize()
+    return [host.numpy() for host in hosts]
 
 
 def integral_image(masks: torch.Tensor) -> torch.Tensor:
@@ -114,14 +135,6 @@ def _profile_boxes(rows: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor
     x1 = width - cols.flip(dims=(1,)).to(torch.uint8).argmax(dim=1)
     boxes = torch.stack((x0, y0, x1, y1), dim=1).to(torch.float32).reshape(num, 4)
     return torch.where(present[:, None], boxes, torch.zeros_like(boxes)), present
-
-
-def tight_boxes(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tight boxes (K, 4) float32 of masks (K, H, W) in pixel edges, and (K,) non-empty flags.
-
-    Empty masks get the box (0, 0, 0, 0). Works on any device (used on the host too).
-    """
-    return _profile_boxes(masks.any(dim=2), masks.any(dim=1))
 
 
 def pairwise_mask_iou(masks: torch.Tensor, stride: int = 1) -> torch.Tensor:
@@ -256,7 +269,7 @@ def association_geometry(
         mask_iou,
         grid,
     )
-    host = to_host(torch.cat([p.reshape(-1) for p in parts]))
+    (host,) = to_host(torch.cat([p.reshape(-1) for p in parts]))
     shapes = [tuple(p.shape) for p in parts]
     arrays = []
     start = 0
@@ -279,20 +292,48 @@ def association_geometry(
     )
 
 
-def resolve_overlaps(masks: torch.Tensor, mask_scores: torch.Tensor) -> torch.Tensor:
-    """Masks (K, H, W) with every contested pixel kept only by its best owner.
+def label_image(masks: torch.Tensor, mask_scores: torch.Tensor) -> torch.Tensor:
+    """One label image (H, W) from masks (K, H, W): 0 = background, k + 1 = mask k.
 
-    The rows must be in ascending track id order: the owner of a pixel is the covering
-    track with the higher mask score, ties going to the lower track id.
+    Every contested pixel goes to its best owner: the covering mask with the higher
+    score, ties to the lower row (rows are in ascending track id order). Each mask gets
+    a priority (K for the best score, 1 for the worst); the owner of a pixel is the
+    covering mask of highest priority, found by one max over the masks, and a lookup
+    turns priorities back into labels. Byte-sized (K, H, W) temporaries up to 255 masks.
+    The labels are int16 (int32 above 32767 masks); their values fit uint16.
     """
-    num = masks.shape[0]
-    if num < 2:
-        return masks
-    # Stable descending sort keeps id order among equal scores. In that order the owner
-    # of a pixel is the first mask covering it (argmax returns the first maximum); only
-    # byte-sized (K, H, W) temporaries.
-    order = torch.sort(mask_scores, descending=True, stable=True).indices
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(num, device=masks.device)
-    owner_rank = masks[order].view(torch.uint8).argmax(dim=0)
-    return masks & (owner_rank[None] == rank[:, None, None])
+    num, height, width = masks.shape
+    device = masks.device
+    label_dtype = torch.int16 if num <= 32767 else torch.int32
+    if num == 0:
+        return torch.zeros((height, width), dtype=label_dtype, device=device)
+    work_dtype = torch.uint8 if num <= 255 else label_dtype
+    # A stable descending sort keeps row order among equal scores.
+    order = torch.sort(mask_scores.float(), descending=True, stable=True).indices
+    priority = torch.empty(num, dtype=work_dtype, device=device)
+    priority[order] = torch.arange(num, 0, -1, device=device).to(work_dtype)
+    best = (masks.to(work_dtype) * priority[:, None, None]).amax(dim=0)
+    # Priority p belongs to order[num - p]; priority 0 (no mask) to the background.
+    lookup = torch.zeros(num + 1, dtype=label_dtype, device=device)
+    lookup[1:] = (order.flip(0) + 1).to(label_dtype)
+    return lookup[best.long()]
+
+
+def label_boxes(labels: torch.Tensor, num: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tight boxes (num, 4) float32 in pixel edges of labels 1..num in a label image
+    (H, W), and (num,) non-empty flags; absent labels get (0, 0, 0, 0).
+
+    One scatter of the image's pixels into per-label row and column occupancy: the cost
+    does not depend on the number of labels.
+    """
+    height, width = labels.shape
+    device = labels.device
+    index = labels.long()
+    rows = torch.zeros((num + 1, height), dtype=torch.bool, device=device)
+    cols = torch.zeros((num + 1, width), dtype=torch.bool, device=device)
+    ys = torch.arange(height, device=device)[:, None].expand(height, width)
+    xs = torch.arange(width, device=device)[None, :].expand(height, width)
+    ones = torch.ones((), dtype=torch.bool, device=device).expand(height, width)
+    rows.index_put_((index, ys), ones)
+    cols.index_put_((index, xs), ones)
+    return _profile_boxes(rows[1:], cols[1:])

@@ -35,6 +35,49 @@ def mask_to_counts(mask: np.ndarray) -> np.ndarray:
     return runs.astype(np.uint32)
 
 
+def labels_to_counts(labels: np.ndarray, num_labels: int) -> list[np.ndarray]:
+    """Uncompressed COCO RLE counts of the masks ``labels == 1 .. num_labels`` of a label
+    image (H, W), all in one vectorised pass (the same counts as ``mask_to_counts`` of
+    each mask).
+
+    The column-major pixels are cut into runs of equal label once; the runs of each
+    label, in order, give its foreground runs, and the gaps between them its background
+    runs. Cost: one pass over the pixels plus a sort of the runs, whatever the number of
+    labels. Labels outside 1..num_labels count as background.
+    """
+    if labels.ndim != 2:
+        raise MaskEncodingError(f"expected a 2D label image, got shape {labels.shape}")
+    total = labels.size
+    if num_labels == 0:
+        return []
+    if total == 0:
+        return [np.zeros(0, dtype=np.uint32) for _ in range(num_labels)]
+    flat = np.ascontiguousarray(labels.T).ravel()
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    starts = np.concatenate(([0], change))
+    ends = np.concatenate((change, [total]))
+    values = flat[starts].astype(np.int64)
+    keep = (values > 0) & (values <= num_labels)
+    # A stable sort by label keeps each label's runs in pixel order.
+    order = np.argsort(values[keep], kind="stable")
+    starts, ends, values = starts[keep][order], ends[keep][order], values[keep][order] - 1
+    runs = np.bincount(values, minlength=num_labels)[:num_labels]
+    first_run = np.concatenate(([0], np.cumsum(runs)[:-1]))
+    previous_end = np.concatenate(([0], ends[:-1]))
+    previous_end[first_run[runs > 0]] = 0
+    last_end = np.zeros(num_labels, dtype=np.int64)
+    last_end[runs > 0] = ends[first_run[runs > 0] + runs[runs > 0] - 1]
+    tail = total - last_end  # background after the last run; none when it is 0
+    has_tail = tail > 0
+    offsets = np.concatenate(([0], np.cumsum(2 * runs + has_tail)))
+    counts = np.empty(offsets[-1], dtype=np.uint32)
+    slot = offsets[values] + 2 * (np.arange(len(values)) - first_run[values])
+    counts[slot] = starts - previous_end
+    counts[slot + 1] = ends - starts
+    counts[offsets[1:][has_tail] - 1] = tail[has_tail]
+    return np.split(counts, offsets[1:-1])
+
+
 def validate_counts(counts: np.ndarray, height: int, width: int) -> None:
     """Raise MaskEncodingError unless counts describe exactly height * width pixels."""
     total = int(np.sum(counts, dtype=np.uint64))

@@ -13,7 +13,8 @@ Per frame (the segmenter's call order is in segmenter.py):
 6. the state machine (``_advance``): weak-frame counter, Bernoulli existence, removal;
    SAM2MOT occlusion between overlapping tracks;
 7. ``finish_frame(neutralise=occluded)``, then ``remove(removed)``;
-8. output: contested pixels go to the higher mask score, one host copy of the masks.
+8. output: one label image on the device (contested pixels go to the higher mask score)
+   and the tracks' boxes, copied to the host together; tracks' masks are views of it.
 
 Decisions the method leaves open, made here:
 - Tracks removed on a frame are not output on it.
@@ -36,7 +37,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -54,7 +55,10 @@ from .existence import ExistenceFilter
 from .segmenter import Segmenter, SegmentOutput
 from .types import Detections, InvalidInputError, StepResult, Track, TrackState
 
-PHASES = ("encode", "propagate", "manage", "prompt", "memory", "output")
+# Per-frame phases, in order. geometry and labels are the device-side mask work (mask
+# geometry for association, the label image and boxes for the output), each ending in
+# its one copy to the host; manage and output are host logic.
+PHASES = ("encode", "propagate", "geometry", "manage", "prompt", "memory", "labels", "output")
 
 
 class SegmenterContractError(RuntimeError):
@@ -100,29 +104,48 @@ class _Evidence:
     prompted: bool = False
 
 
-@dataclass
 class _PhaseTimer:
-    device: torch.device
-    ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    """Time per phase without synchronising the device inside the step.
 
-    def __post_init__(self) -> None:
+    On the host each lap charges the wall time since the previous lap to its phase. On
+    CUDA that is only the time to queue the work, so each lap also records a CUDA event;
+    after the step (whose last copy to the host waited for the stream anyway) the time
+    between consecutive events is the device time of each phase, reported under the
+    phase's name, with the host times as ``host_<phase>``. Elsewhere the host times are
+    the phase times. ``total`` is the step's wall time.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self._cuda = device.type == "cuda"
+        self._host = dict.fromkeys(PHASES, 0.0)
+        self._events: list[tuple[str, torch.cuda.Event]] = []
+        if self._cuda:
+            self._events.append(("", self._record()))
         self._start = self._last = time.perf_counter()
+
+    @staticmethod
+    def _record() -> torch.cuda.Event:
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
 
     def lap(self, phase: str) -> None:
         """Charge the time since the previous lap to ``phase``."""
-        _synchronize(self.device)
         now = time.perf_counter()
-        self.ms[phase] += (now - self._last) * 1000.0
+        self._host[phase] += (now - self._last) * 1000.0
         self._last = now
+        if self._cuda:
+            self._events.append((phase, self._record()))
 
     def result(self) -> dict[str, float]:
-        return {**self.ms, "total": (self._last - self._start) * 1000.0}
-
-
-def _synchronize(device: torch.device) -> None:
-    """Wait for queued device work so timings are true (CUDA only; no-op elsewhere)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        total = {"total": (self._last - self._start) * 1000.0}
+        if not self._cuda:
+            return {**self._host, **total}
+        self._events[-1][1].synchronize()
+        device = dict.fromkeys(PHASES, 0.0)
+        for (_, before), (phase, after) in zip(self._events, self._events[1:], strict=False):
+            device[phase] += before.elapsed_time(after)
+        return {**device, **{f"host_{k}": v for k, v in self._host.items()}, **total}
 
 
 class Tracker:
@@ -182,7 +205,8 @@ class Tracker:
             timer.lap("manage")
             self._segmenter.finish_frame(neutralise=())
             timer.lap("memory")
-            return StepResult(frame_index, [], timer.result())
+            labels = np.zeros((height, width), dtype=np.uint16)
+            return StepResult(frame_index, [], timer.result(), labels)
 
         geometry = mask_ops.association_geometry(
             propagated.masks,
@@ -191,6 +215,7 @@ class Tracker:
             dets.boxes,
             dets.pixel_boxes,
         )
+        timer.lap("geometry")
         matched = self._associate(records, dets, geometry)
         reprompt = self._reinforcement(records, dets, geometry, matched)
         new_cols = self._select_new_tracks(len(records), dets, geometry, set(matched.values()))
@@ -227,9 +252,11 @@ class Tracker:
             del self._tracks[track_id]
         timer.lap("memory")
 
-        tracks = self._output(propagated, prompted, everyone, states, reprompt)
+        tracks, labels = self._output(
+            propagated, prompted, everyone, states, reprompt, (height, width), timer
+        )
         timer.lap("output")
-        return StepResult(frame_index, tracks, timer.result())
+        return StepResult(frame_index, tracks, timer.result(), labels)
 
     # --- steps ---------------------------------------------------------------------
     def _check_propagated(
@@ -387,7 +414,7 @@ class Tracker:
             raise SegmenterContractError(
                 f"segmenter answered prompt {sorted(ids)} with {sorted(out.object_ids)}"
             )
-        host = mask_ops.to_host(
+        (host,) = mask_ops.to_host(
             torch.cat((out.mask_scores.float(), out.object_score_logits.float()))
         )
         count = len(out.object_ids)
@@ -460,8 +487,15 @@ class Tracker:
         everyone: list[_TrackRecord],
         states: list[TrackState | None],
         reprompt: list[int],
-    ) -> list[Track]:
-        """Non-overlapping masks of the surviving tracks, ascending id, copied once."""
+        size: tuple[int, int],
+        timer: _PhaseTimer,
+    ) -> tuple[list[Track], np.ndarray]:
+        """The surviving tracks (ascending id) and the frame's label image.
+
+        On the device: the label image (contested pixels to the higher mask score) and
+        the tracks' tight boxes; then one copy of both to the host. No per-track mask
+        reaches the host: each Track's mask is a view of the label image.
+        """
         num_propagated = len(propagated.object_ids)
         prompt_row = (
             {track_id: num_propagated + k for k, track_id in enumerate(prompted.object_ids)}
@@ -473,7 +507,8 @@ class Tracker:
             (i for i, s in enumerate(states) if s is not None), key=lambda i: everyone[i].track_id
         )
         if not order:
-            return []
+            timer.lap("labels")
+            return [], np.zeros(size, dtype=np.uint16)
         source = [
             prompt_row[everyone[i].track_id] if i >= num_propagated or i in reprompted else i
             for i in order
@@ -486,10 +521,11 @@ class Tracker:
             masks = torch.cat((masks.to(device), prompted.masks))
             scores = torch.cat((scores.to(device), prompted.mask_scores.float()))
         index = torch.as_tensor(source, dtype=torch.long, device=masks.device)
-        final = mask_ops.resolve_overlaps(masks[index], scores[index])
-        host_masks = mask_ops.to_host(final).astype(bool, copy=False)
-        boxes, present = mask_ops.tight_boxes(torch.from_numpy(host_masks))
-        boxes, present = boxes.numpy(), present.numpy()
+        labels = mask_ops.label_image(masks[index], scores[index])
+        boxes, present = mask_ops.label_boxes(labels, len(order))
+        labels, boxes, present = mask_ops.to_host(labels, boxes, present)
+        labels = labels.view(np.uint16) if labels.dtype == np.int16 else labels.astype(np.uint16)
+        timer.lap("labels")
         tracks = []
         for k, i in enumerate(order):
             record, state = everyone[i], states[i]
@@ -499,16 +535,17 @@ class Tracker:
                     track_id=record.track_id,
                     class_id=record.class_id,
                     state=state,
-                    mask=host_masks[k],
-                    bbox=tuple(float(v) for v in boxes[k]) if present[k] else None,
+                    bbox=tuple(boxes[k].tolist()) if present[k] else None,
                     detection_score=record.detection_score,
                     mask_score=record.mask_score,
                     existence=record.existence,
                     age=record.age,
                     frames_since_detection=record.frames_since_detection,
+                    label=k + 1,
+                    labels=labels,
                 )
             )
-        return tracks
+        return tracks, labels
 
 
 # --- the state machine: the one place where track states change -----------------------

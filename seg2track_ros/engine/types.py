@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -63,24 +64,45 @@ class Detections:
 
 @dataclass
 class Track:
-    """One track's output on one frame."""
+    """One track's output on one frame.
+
+    Its mask is a view of the frame's label image (``StepResult.labels``): the pixels
+    labelled ``label``. It is computed on first access, so consumers that work on the
+    label image directly (the node's outputs, RLE) never build per-track masks.
+    """
 
     track_id: int
     class_id: str
     state: TrackState
-    mask: np.ndarray  # (H, W) bool at the input image's resolution; never overlaps others
     bbox: tuple[float, float, float, float] | None  # tight xyxy box of the mask, pixel edges
     detection_score: float  # last associated detection
     mask_score: float  # SAM 2 predicted IoU, [0, 1]
     existence: float  # Bernoulli existence probability, [0, 1]
     age: int  # frames since the track started (0 on its first frame)
     frames_since_detection: int  # 0 when a detection was associated this frame
+    label: int = 0  # this track's value in the label image
+    labels: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def mask(self) -> np.ndarray:
+        """(H, W) bool at the input image's resolution; never overlaps other tracks."""
+        if self.labels is None:
+            raise ValueError(f"track {self.track_id} has no label image")
+        return self.labels == self.label
+
+    @classmethod
+    def with_mask(cls, mask: np.ndarray, **fields) -> Track:
+        """A track whose mask is ``mask`` (H, W) bool (its own one-label image)."""
+        return cls(**fields, label=1, labels=np.asarray(mask, dtype=bool).astype(np.uint16))
 
 
 @dataclass
 class StepResult:
-    """What Tracker.step returns: the frame's tracks (ascending id) and timings in ms."""
+    """What Tracker.step returns: the frame's tracks (ascending id), timings in ms, and
+    the label image (H, W) uint16: 0 = background, ``tracks[k].label`` = k + 1 elsewhere
+    (frame-local labels, not track ids)."""
 
     frame_index: int
     tracks: list[Track]
     timing_ms: dict[str, float] = field(default_factory=dict)
+    labels: np.ndarray | None = None

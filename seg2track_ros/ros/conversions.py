@@ -17,8 +17,13 @@ from vision_msgs.msg import (
     ObjectHypothesisWithPose,
 )
 
-from seg2track_ros.engine.masks import counts_to_mask, mask_to_box, mask_to_counts
-from seg2track_ros.engine.types import Detections, Track
+from seg2track_ros.engine.masks import (
+    counts_to_mask,
+    labels_to_counts,
+    mask_to_box,
+    mask_to_counts,
+)
+from seg2track_ros.engine.types import Detections, StepResult, Track
 
 
 def mask_to_rle_msg(mask: np.ndarray) -> RLEMask:
@@ -233,11 +238,43 @@ def detections_from_msg(
 
 
 # -------------------------------------------------------------------------- outputs
-def tracks_to_msg(tracks: Sequence[Track], header) -> TrackedObjectArray:
-    """seg2track_msgs/TrackedObjectArray with the input image's header."""
+@dataclass
+class OutputMessages:
+    """The node's per-frame outputs for one StepResult."""
+
+    tracks: TrackedObjectArray
+    detections: Detection2DArray
+    labels: Image
+
+
+def step_to_msgs(result: StepResult, header) -> OutputMessages:
+    """The node's outputs from a StepResult, built from its label image: RLE of every
+    track in one vectorised pass, the instance image by one table lookup; no per-track
+    mask is ever formed."""
+    tracks = result.tracks
+    labels = result.labels
+    counts = labels_to_counts(labels, len(tracks))
+    lookup = np.zeros(len(tracks) + 1, dtype=np.uint16)
+    lookup[1:] = [wrap_label(t.track_id) for t in tracks]
+    # Track k carries label k + 1 (StepResult's contract), so counts[k] is its mask.
+    if any(t.label != k + 1 for k, t in enumerate(tracks)):
+        raise ValueError("StepResult tracks must carry labels 1..N in order")
+    return OutputMessages(
+        tracks=tracks_to_msg(tracks, header, counts),
+        detections=tracks_to_detections_msg(tracks, header),
+        labels=labels_to_image_msg(lookup[labels], header),
+    )
+
+
+def tracks_to_msg(
+    tracks: Sequence[Track], header, counts: Sequence[np.ndarray] | None = None
+) -> TrackedObjectArray:
+    """seg2track_msgs/TrackedObjectArray with the input image's header. ``counts`` are the
+    tracks' RLE counts when already computed (``step_to_msgs``); otherwise each track's
+    mask is encoded."""
     msg = TrackedObjectArray()
     msg.header = header
-    for track in tracks:
+    for k, track in enumerate(tracks):
         obj = TrackedObject()
         obj.track_id = int(track.track_id)
         obj.class_id = track.class_id
@@ -248,7 +285,11 @@ def tracks_to_msg(tracks: Sequence[Track], header) -> TrackedObjectArray:
         obj.age = int(track.age)
         obj.frames_since_detection = int(track.frames_since_detection)
         obj.bbox = BoundingBox2D() if track.bbox is None else xyxy_to_bbox_msg(*track.bbox)
-        obj.mask = mask_to_rle_msg(track.mask)
+        if counts is None:
+            obj.mask = mask_to_rle_msg(track.mask)
+        else:
+            obj.mask.height, obj.mask.width = (int(v) for v in track.labels.shape)
+            obj.mask.counts = counts[k]
         msg.objects.append(obj)
     return msg
 
@@ -273,12 +314,18 @@ def tracks_to_detections_msg(tracks: Sequence[Track], header) -> Detection2DArra
     return msg
 
 
+def wrap_label(track_id: int) -> int:
+    """A track id as a mono16 pixel: ids above 65535 wrap modulo 65535 into 1..65535
+    (never 0, the background), so a label is ambiguous only after 65535 tracks."""
+    return (int(track_id) - 1) % 65535 + 1
+
+
 def instance_labels(tracks: Sequence[Track], height: int, width: int) -> np.ndarray:
-    """(H, W) uint16: pixel = track id, 0 = background. Ids above 65535 wrap modulo
-    65535 into 1..65535 (never 0), so a label is ambiguous only after 65535 tracks."""
+    """(H, W) uint16: pixel = wrapped track id (``wrap_label``), 0 = background, from
+    each track's mask (``step_to_msgs`` does this from the label image instead)."""
     labels = np.zeros((height, width), dtype=np.uint16)
     for track in tracks:
-        labels[track.mask] = (int(track.track_id) - 1) % 65535 + 1
+        labels[track.mask] = wrap_label(track.track_id)
     return labels
 
 

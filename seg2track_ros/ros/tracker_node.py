@@ -13,6 +13,7 @@ node walks itself to active.
 from __future__ import annotations
 
 import collections
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,10 +37,7 @@ from seg2track_ros.ros.conversions import (
     RejectedInput,
     bgr_to_image_msg,
     detections_from_msg,
-    instance_labels,
-    labels_to_image_msg,
-    tracks_to_detections_msg,
-    tracks_to_msg,
+    step_to_msgs,
 )
 from seg2track_ros.ros.parameters import (
     NodeSettings,
@@ -96,6 +94,10 @@ class TrackerNode(LifecycleNode):
         self._queue: collections.deque[_Frame] = collections.deque()
         self._queue_ready = threading.Condition()
         self._worker: threading.Thread | None = None
+        # Realtime mode: frame t is serialised and published here while the worker
+        # tracks frame t + 1. One slot: the engine is never more than a frame ahead.
+        self._outbox: queue.Queue = queue.Queue(maxsize=1)
+        self._publisher: threading.Thread | None = None
         self._running = False
         self._subscriptions = []
         self._timers = []
@@ -150,6 +152,11 @@ class TrackerNode(LifecycleNode):
         self._running = True
         self._worker = threading.Thread(target=self._work, name="seg2track_worker", daemon=True)
         self._worker.start()
+        if self._settings.mode == "realtime":
+            self._publisher = threading.Thread(
+                target=self._publish_work, name="seg2track_publisher", daemon=True
+            )
+            self._publisher.start()
         settings = self._settings
         self.get_logger().info(
             f"active: '{self.resolve_topic_name(settings.image_topic)}' +"
@@ -346,11 +353,34 @@ class TrackerNode(LifecycleNode):
             except InvalidInputError as error:
                 self._reject("invalid_input", f"frame not tracked: {error}")
                 return
+        if self._publisher is None:
+            self._publish(frame, result)  # lockstep: in order, before the next frame
+            return
+        while self._running:
+            try:
+                self._outbox.put((frame, result), timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _publish_work(self) -> None:
+        """The realtime publish stage: serialise and publish what the worker tracked."""
+        while self._running:
+            try:
+                frame, result = self._outbox.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                self._publish(frame, result)
+            except Exception as error:  # never let one frame kill the node
+                self._reject("publish_error", f"outputs not published: {error!r}")
+
+    def _publish(self, frame: _Frame, result) -> None:
         header = frame.header
-        self._tracks_pub.publish(tracks_to_msg(result.tracks, header))
-        self._detections_pub.publish(tracks_to_detections_msg(result.tracks, header))
-        labels = instance_labels(result.tracks, height, width)
-        self._labels_pub.publish(labels_to_image_msg(labels, header))
+        messages = step_to_msgs(result, header)
+        self._tracks_pub.publish(messages.tracks)
+        self._detections_pub.publish(messages.detections)
+        self._labels_pub.publish(messages.labels)
         if self._overlay_pub is not None:
             self._overlay_pub.publish(
                 bgr_to_image_msg(overlay_image(frame.rgb, result.tracks), header)
@@ -360,7 +390,7 @@ class TrackerNode(LifecycleNode):
             stats = self._stats
             stats.frames_processed += 1
             stats.active_tracks = len(result.tracks)
-            stats.stamp_latency_ms.append((now - stamp) / 1e6)
+            stats.stamp_latency_ms.append((now - _stamp_ns(header)) / 1e6)
             stats.processing_ms.append((now - frame.received_ns) / 1e6)
             stats.processed_times.append(time.monotonic())
 
@@ -376,9 +406,12 @@ class TrackerNode(LifecycleNode):
             self._running = False
             self._queue.clear()
             self._queue_ready.notify_all()
-        if self._worker is not None:
-            self._worker.join(timeout=30)
-            self._worker = None
+        for thread in (self._worker, self._publisher):
+            if thread is not None:
+                thread.join(timeout=30)
+        self._worker = self._publisher = None
+        while not self._outbox.empty():
+            self._outbox.get_nowait()
         if self._sync is not None:
             self._sync.reset()
 
