@@ -109,7 +109,8 @@ def build_segmenter(config: SegmenterConfig):
     model = model.to(device).eval()
     if config.compile:
         # The image encoder dominates a frame with few objects; compiling it is what
-        # sam2's own VOS-optimised predictor does.
+        # sam2's own VOS-optimised predictor does. The per-object heads are compiled by
+        # the segmenter over bucketed, padded object batches.
         model.image_encoder.forward = torch.compile(
             model.image_encoder.forward, mode="max-autotune", fullgraph=True, dynamic=False
         )
@@ -118,4 +119,5 @@ def build_segmenter(config: SegmenterConfig):
         max_conditioning_frames=config.max_conditioning_frames,
         max_object_pointers=config.max_object_pointers,
         bf16=config.bf16,
+        compile_backend="inductor" if config.compile else None,
     )

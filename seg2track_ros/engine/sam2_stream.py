@@ -90,6 +90,8 @@ class Sam2StreamSegmenter(Segmenter):
         max_conditioning_frames: int = 4,
         max_object_pointers: int = 16,
         bf16: bool = True,
+        bucket_batches: bool = False,
+        compile_backend: str | None = None,
     ) -> None:
         self.model = model
         self.device = model.device
@@ -115,6 +117,30 @@ class Sam2StreamSegmenter(Segmenter):
         self._frame_size: tuple[int, int] | None = None
         self._features: _FrameFeatures | None = None
         self._outputs: dict[int, tuple[_FrameOutputs, int]] = {}
+        # Static shapes: object batches padded to a bucket size and memory padded to
+        # the most frames and pointers an object can hold, so a compiled step never
+        # sees a new shape while objects come and go (one compilation per bucket).
+        self.bucket_batches = bool(bucket_batches or compile_backend)
+        self._max_memory_frames = self.max_conditioning_frames + self.num_maskmem - 1
+        self._max_pointers = self.max_conditioning_frames + self.max_object_pointers - 1
+        self._attend, self._heads, self._encode_memory = (
+            _masked_memory_attention,
+            model._forward_sam_heads,
+            model._encode_new_memory,
+        )
+        if compile_backend is not None:
+            # Memory attention, the mask decoder and the memory encoder, each over a
+            # padded object batch (dynamic=False: shapes are static per bucket). Each
+            # bucket and prompt kind (none, box, box + previous mask) is one graph: allow
+            # that many per function instead of dynamo's default of 8.
+            import torch._dynamo.config as dynamo_config
+
+            graphs = 3 * (len(BATCH_BUCKETS) + 2)
+            dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, graphs)
+            self._attend, self._heads, self._encode_memory = (
+                torch.compile(fn, backend=compile_backend, dynamic=False)
+                for fn in (self._attend, self._heads, self._encode_memory)
+            )
 
     # ------------------------------------------------------------------ Segmenter API
     @torch.inference_mode()
@@ -227,18 +253,19 @@ class Sam2StreamSegmenter(Segmenter):
             if getattr(self.model, "no_obj_ptr", None) is not None:
                 no_pointer = self.model.no_obj_ptr.to(pointers.dtype).expand_as(pointers)
                 pointers = torch.where(hidden.view(-1, 1), no_pointer, pointers)
-        vision = [f.expand(-1, len(ids), -1) for f in features.vision_feats[-1:]]
+        size = self._batch_size(len(ids))
+        vision = [f.expand(-1, size, -1) for f in features.vision_feats[-1:]]
         with self._autocast():
-            memory_features, pos_enc = self.model._encode_new_memory(
+            memory_features, pos_enc = self._encode_memory(
                 current_vision_feats=vision,
                 feat_sizes=features.feat_sizes[-1:],
-                pred_masks_high_res=high_res,
-                object_score_logits=scores,
+                pred_masks_high_res=_pad_rows(high_res, size),
+                object_score_logits=_pad_rows(scores, size),
                 is_mask_from_pts=False,
             )
         if self._maskmem_pos_enc is None:
             self._maskmem_pos_enc = pos_enc[-1][:1].clone()
-        memory_features = memory_features.to(torch.bfloat16)
+        memory_features = memory_features[: len(ids)].to(torch.bfloat16)
         for k, object_id in enumerate(ids):
             entry = _MemoryEntry(self._frame_index, memory_features[k].clone(), pointers[k].clone())
             self._store(object_id, entry, prompted=rows[k][0].prompted)
@@ -286,6 +313,9 @@ class Sam2StreamSegmenter(Segmenter):
             raise RuntimeError("start_frame() must be called before this")
         return self._features
 
+    def _batch_size(self, count: int) -> int:
+        return bucket_size(count) if self.bucket_batches else count
+
     def _has_memory(self, object_id: int) -> bool:
         memory = self._objects.get(object_id)
         return memory is not None and bool(memory.conditioning)
@@ -313,7 +343,8 @@ class Sam2StreamSegmenter(Segmenter):
     ) -> torch.Tensor:
         """Batched memory attention for objects with memory; returns (K, C, h, w)."""
         model = self.model
-        batch = len(object_ids)
+        count = len(object_ids)
+        batch = self._batch_size(count)
         hidden_dim, mem_dim = model.hidden_dim, model.mem_dim
         height, width = features.feat_sizes[-1]
         tokens_per_frame = height * width
@@ -323,8 +354,14 @@ class Sam2StreamSegmenter(Segmenter):
             frames, pointers = self._attention_inputs(self._objects[object_id])
             frames_per_object.append(frames)
             pointers_per_object.append(pointers)
+        if batch > count:
+            # Padding objects repeat the first one (real keys: no fully masked rows).
+            frames_per_object += [frames_per_object[0]] * (batch - count)
+            pointers_per_object += [pointers_per_object[0]] * (batch - count)
         max_frames = max(len(f) for f in frames_per_object)
         max_pointers = max(len(p) for p in pointers_per_object)
+        if self.bucket_batches:
+            max_frames, max_pointers = self._max_memory_frames, self._max_pointers
         device = self.device
         pos_enc = self._maskmem_pos_enc.flatten(2).permute(2, 0, 1)  # (hw, 1, mem_dim)
 
@@ -368,7 +405,7 @@ class Sam2StreamSegmenter(Segmenter):
             (len(f), len(p)) for f, p in zip(frames_per_object, pointers_per_object, strict=True)
         }
         key_mask = None
-        if len(layouts) > 1:
+        if len(layouts) > 1 or self.bucket_batches:
             key_mask = torch.cat(
                 [
                     frame_valid.repeat_interleave(tokens_per_frame, dim=1),
@@ -378,7 +415,7 @@ class Sam2StreamSegmenter(Segmenter):
             )
         vision = [f.expand(-1, batch, -1) for f in features.vision_feats[-1:]]
         vision_pos = [p.expand(-1, batch, -1) for p in features.vision_pos[-1:]]
-        attended = _masked_memory_attention(
+        attended = self._attend(
             model.memory_attention,
             curr=vision[0],
             curr_pos=vision_pos[0],
@@ -387,7 +424,8 @@ class Sam2StreamSegmenter(Segmenter):
             num_obj_ptr_tokens=pointer_tokens,
             key_mask=key_mask,
         )
-        return attended.permute(1, 2, 0).reshape(batch, hidden_dim, height, width)
+        attended = attended.permute(1, 2, 0).reshape(batch, hidden_dim, height, width)
+        return attended[:count]
 
     def _attention_inputs(
         self, memory: _ObjectMemory
@@ -430,7 +468,11 @@ class Sam2StreamSegmenter(Segmenter):
     ) -> _FrameOutputs:
         """SAM 2's prompt encoder and mask decoder for a batch of objects."""
         model = self.model
-        batch = len(object_ids)
+        count = len(object_ids)
+        batch = self._batch_size(count)
+        pix_feat = _pad_rows(pix_feat, batch)
+        if mask_inputs is not None:
+            mask_inputs = _pad_rows(mask_inputs, batch)
         high_res = None
         if len(features.vision_feats) > 1:
             high_res = [
@@ -443,11 +485,12 @@ class Sam2StreamSegmenter(Segmenter):
         if boxes is not None:
             height, width = self._frame_size
             scale = np.array([self.image_size / width, self.image_size / height] * 2, np.float32)
-            coords = torch.from_numpy(boxes * scale).to(self.device).view(batch, 2, 2)
+            padded = np.concatenate([boxes, np.repeat(boxes[:1], batch - count, axis=0)])
+            coords = torch.from_numpy(padded * scale).to(self.device).view(batch, 2, 2)
             labels = torch.tensor([[2, 3]], dtype=torch.int32, device=self.device).expand(batch, 2)
             point_inputs = {"point_coords": coords, "point_labels": labels}
         multimask = model._use_multimask(is_initial, point_inputs)
-        (_, _, ious, low_res, _, pointers, object_scores) = model._forward_sam_heads(
+        (_, _, ious, low_res, _, pointers, object_scores) = self._heads(
             backbone_features=pix_feat,
             point_inputs=point_inputs,
             mask_inputs=mask_inputs,
@@ -457,10 +500,10 @@ class Sam2StreamSegmenter(Segmenter):
         mask_scores = ious.max(dim=-1).values if multimask else ious[:, 0]
         return _FrameOutputs(
             object_ids=list(object_ids),
-            low_res_logits=low_res.float(),
-            pointers=pointers,
-            object_score_logits=object_scores.float(),
-            mask_scores=mask_scores.float(),
+            low_res_logits=low_res[:count].float(),
+            pointers=pointers[:count],
+            object_score_logits=object_scores[:count].float(),
+            mask_scores=mask_scores[:count].float(),
             prompted=boxes is not None,
         )
 
@@ -498,6 +541,27 @@ class Sam2StreamSegmenter(Segmenter):
                 and self._frame_index - old.frame_index >= self.num_maskmem - 1
             ):
                 old.features = None
+
+
+# Padded object-batch sizes; above the last, multiples of it.
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def bucket_size(count: int) -> int:
+    """The smallest bucket that holds ``count`` objects."""
+    for size in BATCH_BUCKETS:
+        if count <= size:
+            return size
+    step = BATCH_BUCKETS[-1]
+    return -(-count // step) * step
+
+
+def _pad_rows(tensor: torch.Tensor, size: int) -> torch.Tensor:
+    """``tensor`` with rows (dim 0) appended, copies of its first, up to ``size``."""
+    missing = size - tensor.shape[0]
+    if missing <= 0:
+        return tensor
+    return torch.cat([tensor, tensor[:1].expand(missing, *tensor.shape[1:])])
 
 
 @dataclass
