@@ -17,6 +17,9 @@ MODES = {
         "lengths": [20, 30],
         "latency_objects": [2],
         "latency_frames": 5,
+        "host_objects": [1, 5],
+        "host_frames": 2,
+        "host_sizes": [(375, 1242)],
     },
     "full": {
         "objects": [1, 2, 5, 10, 20, 40],
@@ -25,6 +28,9 @@ MODES = {
         "lengths": [50, 100, 200, 500, 1000, 2000],
         "latency_objects": [5, 20],
         "latency_frames": 60,
+        "host_objects": [1, 5, 10, 20, 50],
+        "host_frames": 10,
+        "host_sizes": [(375, 1242), (1080, 1920)],
     },
 }
 
@@ -51,12 +57,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--compile",
         choices=["off", "on", "both"],
         default="off",
-        help="torch.compile the image encoder (speed only)",
+        help="torch.compile the image encoder and the per-object heads (bucketed batches)",
     )
     parser.add_argument("--objects", type=int, nargs="+", help="override the object counts")
     parser.add_argument("--lengths", type=int, nargs="+", help="override the memory lengths")
     parser.add_argument("--frames", type=int, help="override the measured frames per count")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["speed", "memory", "latency"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["speed", "memory", "latency", "host"]
+    )
+    parser.add_argument(
+        "--before",
+        metavar="REF",
+        help="host overhead: also measure this git commit (a worktree) in the same run",
+    )
+    parser.add_argument(
+        "--host-image-size",
+        type=int,
+        default=64,
+        help="SAM 2 input size for the host-overhead section (small: SAM 2 compute negligible)",
+    )
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
     parser.add_argument("--plots", type=Path, default=Path("benchmarks"))
     parser.set_defaults(handler=run)
@@ -65,6 +84,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from seg2track_ros.bench.engine import measure_memory, measure_speed
+    from seg2track_ros.bench.host import measure_host_overhead
     from seg2track_ros.bench.latency import measure_latency
     from seg2track_ros.bench.report import RunInfo, write_section
     from seg2track_ros.engine.sam2_model import resolve_device
@@ -95,7 +115,19 @@ def run(args: argparse.Namespace) -> int:
                         compiled,
                     )
                 )
-                memory, latency = [], []
+                memory, latency, host = [], [], []
+                if not compiled and "host" not in args.skip:
+                    print(f"[{info.key}] host overhead at image_size {args.host_image_size}")
+                    host = measure_host_overhead(
+                        settings["host_objects"],
+                        settings["host_frames"],
+                        settings["warmup"],
+                        model,
+                        args.host_image_size,
+                        device,
+                        before=args.before,
+                        frame_sizes=settings["host_sizes"],
+                    )
                 if not compiled:  # memory and latency do not depend on compilation
                     if "memory" not in args.skip:
                         print(f"[{info.key}] memory vs length {lengths}")
@@ -117,7 +149,9 @@ def run(args: argparse.Namespace) -> int:
                                         device,
                                     )
                                 )
-                section = write_section(args.out, info, speed, memory, latency, args.plots)
+                section = write_section(
+                    args.out, info, speed, memory, latency, args.plots, host, args.host_image_size
+                )
                 print(section)
     print(f"wrote {args.out} and plots in {args.plots}/")
     return 0

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from seg2track_ros.engine.tracker import PHASES
+
 from seg2track_ros.bench.engine import MemoryResult, SpeedResult
+from seg2track_ros.bench.host import HostResult, host_table
 from seg2track_ros.bench.latency import LatencyResult
 
 
@@ -66,7 +69,7 @@ def _ms(values: list[float], q: float) -> str:
 
 
 def speed_table(results: list[SpeedResult]) -> str:
-    phases = ["encode", "propagate", "manage", "prompt", "memory", "output"]
+    phases = [p for p in PHASES if any(p in r.phases_ms for r in results)]
     lines = [
         "| objects | ours median | ours p95 | SAM2VideoPredictor median | p95 | speed-up (median) |"
         " ours: " + " / ".join(phases) + " (median ms) |",
@@ -172,6 +175,8 @@ def write_section(
     memory: list[MemoryResult],
     latency: list[LatencyResult],
     plots_dir: Path,
+    host: list[HostResult] | None = None,
+    host_image_size: int = 64,
 ) -> str:
     """Replace (or add) this run's section in BENCHMARKS.md; returns the section."""
     plots_dir.mkdir(parents=True, exist_ok=True)
@@ -216,6 +221,24 @@ def write_section(
             memory_table(memory, on_gpu),
             "",
             f"![memory]({relative}/{plot.name})",
+            "",
+        ]
+    if host:
+        parts += [
+            "### Host overhead (SAM 2 compute made negligible)",
+            "",
+            f"SAM 2.1 {info.model} at image_size {host_image_size}, real frame sizes, N tracks"
+            " held, the same N boxes as detections on every frame (association and the"
+            " new-track test run; births capped at N). Median ms per frame over"
+            f" {len(host[0].step_ms)} frames after warm-up. 'Outside SAM 2' is everything"
+            " but encode, propagate, prompt and memory: the mask work for association and"
+            " output (on a GPU it runs on the device; here on the same CPU), the host"
+            " logic, and the node's output path (TrackedObjectArray with RLE,"
+            " Detection2DArray, mono16 label image). 'Host only' leaves the device-side"
+            " mask work out: the time a GPU cannot hide. Each tree ran in its own"
+            " subprocess, one after the other, in this run.",
+            "",
+            host_table(host),
             "",
         ]
     if latency:

@@ -54,7 +54,10 @@ SEGMENTER_DESCRIPTIONS = {
     "device": "auto (CUDA when available), cpu, cuda or cuda:N",
     "image_size": "side of the square image SAM 2 sees (official models: 1024)",
     "bf16": "bfloat16 autocast on CUDA",
-    "compile": "torch.compile the image encoder (CUDA; slow first frames)",
+    "compile": (
+        "torch.compile the image encoder and the per-object heads over bucketed object"
+        " batches (CUDA; slow first frames, once per bucket)"
+    ),
     "max_conditioning_frames": "prompted frames kept per object (oldest dropped first)",
     "max_object_pointers": "object pointers attended to per object (SAM 2 uses 16)",
 }
