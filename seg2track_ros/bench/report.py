@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from seg2track_ros.engine.tracker import PHASES
-
 from seg2track_ros.bench.engine import MemoryResult, SpeedResult
 from seg2track_ros.bench.host import HostResult, host_table
 from seg2track_ros.bench.latency import LatencyResult
+from seg2track_ros.engine.tracker import PHASES
 
 
 @dataclass
