@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from seg2track_ros.bench.host import HostBenchError, host_table, measure_host_overhead
 from seg2track_ros.cli import main
 
 
@@ -27,6 +30,7 @@ def test_quick_bench_writes_its_section_and_plots(tmp_path):
         "Per-frame time vs number of objects",
         "Memory vs sequence length",
         "End-to-end latency through ROS 2",
+        "Host overhead (SAM 2 compute made negligible)",
     ):
         assert heading in text
     assert "| 2 |" in text and "SAM2VideoPredictor" in text and "Command: `seg2track" in text
@@ -37,3 +41,21 @@ def test_quick_bench_writes_its_section_and_plots(tmp_path):
     # A second run replaces its own section instead of appending another.
     assert main([*args, "--skip", "memory", "latency"]) == 0
     assert out.read_text().count("<!-- bench:cpu-quick-tiny-128 -->") == 1
+
+
+def test_host_overhead_measures_an_older_commit_beside_this_tree():
+    """--before runs the same probe in a git worktree of the ref (HEAD here) in the same
+    run; the table has both trees and their ratio."""
+    results = measure_host_overhead(
+        [2], 1, 0, "tiny", 64, "cpu", before="HEAD", frame_sizes=[(48, 80)], progress=str
+    )
+    assert [(r.tree, r.objects, r.frame_size) for r in results] == [
+        ("before (HEAD)", 2, (48, 80)),
+        ("this tree", 2, (48, 80)),
+    ]
+    assert all(len(r.step_ms) == len(r.output_ms) == 1 for r in results)
+    assert "geometry" in results[1].phases_ms and results[1].host_ms() >= 0
+    table = host_table(results)
+    assert "| 2 | before (HEAD) |" in table and "- 80x48: 2: " in table
+    with pytest.raises(HostBenchError, match="no-such-ref"):
+        measure_host_overhead([1], 1, 0, "tiny", 64, "cpu", before="no-such-ref", progress=str)

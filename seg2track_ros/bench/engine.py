@@ -50,6 +50,7 @@ class SpeedResult:
     baseline_ms: list[float]
     phases_ms: dict[str, list[float]] = field(default_factory=dict)
     tracked: list[int] = field(default_factory=list)  # tracks ours held per measured frame
+    baseline: str = "SAM2VideoPredictor"
 
     @staticmethod
     def stat(values: list[float], q: float) -> float:
@@ -115,7 +116,13 @@ def build_ours(model: str, image_size: int, device: str, compile_model: bool = F
     return Tracker(STEADY_STATE, segmenter), segmenter
 
 
-def build_baseline(model: str, image_size: int, device: torch.device):
+def baseline_name(vos: bool) -> str:
+    return "SAM2VideoPredictorVOS" if vos else "SAM2VideoPredictor"
+
+
+def build_baseline(model: str, image_size: int, device: torch.device, vos: bool = False):
+    """sam2's video predictor; ``vos``: its compiled VOS-optimised variant
+    (``vos_optimized=True``, torch.compile of its image encoder and heads)."""
     from sam2.build_sam import build_sam2_video_predictor
 
     from seg2track_ros.engine.sam2_model import RANDOM_WEIGHTS_SEED, SAM2_CONFIGS
@@ -127,6 +134,7 @@ def build_baseline(model: str, image_size: int, device: torch.device):
             ckpt_path=None,
             device=str(device),
             hydra_overrides_extra=[f"++model.image_size={image_size}"],
+            vos_optimized=vos,
         )
     predictor.fill_hole_area = 0  # needs sam2's CUDA extension; ours does not fill holes
     return predictor
@@ -193,7 +201,10 @@ def measure_speed(
     video = work / "speed_frames"
     images = write_frames(video, total)
     tracker, _segmenter = build_ours(model, image_size, device, compile_model)
-    predictor = build_baseline(model, image_size, resolve_device(device))
+    resolved = resolve_device(device)
+    # Compiled runs on a GPU race sam2's own compiled predictor.
+    vos = compile_model and resolved.type == "cuda"
+    predictor = build_baseline(model, image_size, resolved, vos=vos)
     results = []
     for count in objects:
         boxes = grid_boxes(count)
@@ -209,10 +220,12 @@ def measure_speed(
         ]
         if min(tracked) != count:
             raise RuntimeError(f"ours held {min(tracked)}..{max(tracked)} tracks, not {count}")
-        results.append(SpeedResult(count, frames, ours, baseline, phases, tracked))
+        results.append(
+            SpeedResult(count, frames, ours, baseline, phases, tracked, baseline_name(vos))
+        )
         progress(
             f"  {count:3d} objects: ours {np.median(ours):8.1f} ms,"
-            f" SAM2VideoPredictor {np.median(baseline):8.1f} ms (median per frame)"
+            f" {baseline_name(vos)} {np.median(baseline):8.1f} ms (median per frame)"
         )
     return results
 

@@ -70,7 +70,8 @@ def _ms(values: list[float], q: float) -> str:
 def speed_table(results: list[SpeedResult]) -> str:
     phases = [p for p in PHASES if any(p in r.phases_ms for r in results)]
     lines = [
-        "| objects | ours median | ours p95 | SAM2VideoPredictor median | p95 | speed-up (median) |"
+        f"| objects | ours median | ours p95 | {results[0].baseline} median | p95 |"
+        " speed-up (median) |"
         " ours: " + " / ".join(phases) + " (median ms) |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
@@ -152,7 +153,7 @@ def _line_plot(path: Path, title: str, x: list, series: dict, xlabel: str, ylabe
 def plot_speed(results: list[SpeedResult], path: Path, title: str) -> None:
     series = {
         "seg2track_ros": ([np.median(r.ours_ms) for r in results], "o-"),
-        "SAM2VideoPredictor": ([np.median(r.baseline_ms) for r in results], "s--"),
+        results[0].baseline: ([np.median(r.baseline_ms) for r in results], "s--"),
     }
     objects = [r.objects for r in results]
     _line_plot(path, title, objects, series, "objects", "median time per frame (ms)")
@@ -204,7 +205,7 @@ def write_section(
             "",
             f"Same process, same frames; median and p95 over {speed[0].frames} frames after"
             " warm-up. Ours is a full `Tracker.step` (also track management and the host copy"
-            " of the masks); the baseline is `SAM2VideoPredictor.propagate_in_video`.",
+            f" of the masks); the baseline is `{speed[0].baseline}.propagate_in_video`.",
             "",
             speed_table(speed),
             "",

@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# The GPU benchmark, run ON the device tool's GPU machine from the repository root with
+# `.whl` carried (made on the development machine by scripts/gpu_wheels.sh):
+#
+#   set -o pipefail; PYTHONUNBUFFERED=1 bash scripts/gpu_bench.sh check speed:small \
+#     2>&1 | tee $OUT/log
+#
+# Arguments are phases, run in order, each PHASE or PHASE:MODEL[,MODEL...] (default
+# model: small):
+#   check     machine, Python, torch and CUDA; imports; a ROS 2 round trip through our
+#             messages; a quick tiny/256 run of both engines (results not kept)
+#   speed     per-frame time vs objects, ours and SAM2VideoPredictor, compile off and on
+#   memory    memory vs sequence length (5 objects)
+#   latency   image -> tracks latency through tracker_node over ROS 2 (Fast DDS)
+#   all       speed, memory and latency
+# Every phase is one `seg2track bench` command, run in $OUT, so that $OUT/BENCHMARKS.md
+# holds its sections (keyed like the repository's) and $OUT/benchmarks/ its plots. Merge
+# them into the repository with scripts/merge_bench.py (see README, "Benchmarks").
+#
+# One `run` call may take 10 minutes: phases are started while BUDGET_S (default 540)
+# seconds from the script's start are not used up, each under a timeout for what is
+# left; a phase cut off loses the section it was writing, never the earlier ones.
+#
+# Environment (defaults in brackets): DEVICE [cuda], IMAGE_SIZE [1024], MODE [full],
+# COMPILE for speed [both], OBJECTS ["1 2 5 10 20 50"], LENGTHS
+# ["50 100 200 500 1000 2000"], FRAMES [the mode's], BUDGET_S [540], PYTHON [python3],
+# WHEELS [.whl], SITE [/tmp/site], ROS_PREFIX [/tmp/ros], OUT [/tmp/seg2track_gpu_out],
+# ROS_AUTOMATIC_DISCOVERY_RANGE [LOCALHOST]. On this project's CPU machines, a dry run
+# of the logic: DEVICE=cpu IMAGE_SIZE=256 MODE=quick COMPILE=off PYTHON=... WHEELS=...
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 1
+PYTHON="${PYTHON:-python3}"
+WHEELS="${WHEELS:-$ROOT/.whl}"
+DEVICE="${DEVICE:-cuda}"
+IMAGE_SIZE="${IMAGE_SIZE:-1024}"
+MODE="${MODE:-full}"
+COMPILE="${COMPILE:-both}"
+OBJECTS="${OBJECTS:-1 2 5 10 20 50}"
+LENGTHS="${LENGTHS:-50 100 200 500 1000 2000}"
+FRAMES="${FRAMES:-}"
+BUDGET_S="${BUDGET_S:-540}"
+MIN_PHASE_S="${MIN_PHASE_S:-45}"
+SITE="${SITE:-/tmp/site}"
+ROS_PREFIX="${ROS_PREFIX:-/tmp/ros}"
+OUT="${OUT:-/tmp/seg2track_gpu_out}"
+export PYTHONUNBUFFERED=1
+
+say() { printf '[gpu_bench %4ds] %s\n' "$SECONDS" "$*"; }
+fail() { say "ERROR: $*"; exit 1; }
+
+(($#)) || set -- check speed:small
+for arg in "$@"; do
+  case "${arg%%:*}" in
+    check | speed | memory | latency | all) ;;
+    *) fail "unknown phase '$arg' (check, speed, memory, latency, all; PHASE:MODEL,MODEL)" ;;
+  esac
+done
+PYTHON="$(command -v "$PYTHON")" || fail "no $PYTHON"
+[[ -d "$WHEELS/py" && -d "$WHEELS/ros" && -d "$WHEELS/overlay" ]] \
+  || fail "$WHEELS is incomplete: run scripts/gpu_wheels.sh here and carry .whl"
+mkdir -p "$OUT" || fail "cannot write $OUT"
+OUT="$(cd "$OUT" && pwd)"
+
+# --- 1. the carried wheels (kept between calls while the machine stays warm) -----------
+PIP=("$PYTHON" -m pip install -q --disable-pip-version-check --no-index --no-deps
+  --no-compile --no-cache-dir --upgrade)
+stamp="$(cd "$WHEELS" && find py ros -name '*.whl' | sort | sha256sum | cut -c1-16)"
+if [[ -f "$SITE/.seg2track-wheels" && "$(cat "$SITE/.seg2track-wheels")" == "$stamp" ]]; then
+  say "carried wheels already installed in $SITE and $ROS_PREFIX"
+else
+  say "installing $(find "$WHEELS/py" -name '*.whl' | wc -l) wheels into $SITE and" \
+    "$(find "$WHEELS/ros" -name '*.whl' | wc -l) ROS 2 wheels into $ROS_PREFIX"
+  rm -rf "$SITE" "$ROS_PREFIX"
+  "${PIP[@]}" --target "$SITE" "$WHEELS"/py/*.whl || fail "pip install --target $SITE failed"
+  # The ROS wheels keep their packages and libraries in the wheel's data folder
+  # (prefix/lib, prefix/share): a prefix install keeps that layout.
+  "${PIP[@]}" --ignore-installed --no-warn-script-location --prefix "$ROS_PREFIX" \
+    "$WHEELS"/ros/*.whl || fail "pip install --prefix $ROS_PREFIX failed"
+  echo "$stamp" >"$SITE/.seg2track-wheels"
+fi
+
+# --- 2. the environment: what env.sh does for the venv -------------------------------------
+paths_py=("$ROOT" "$SITE")
+paths_ld=()
+paths_ament=()
+while IFS= read -r dir; do paths_py+=("$dir"); done < <(
+  find "$ROS_PREFIX" -maxdepth 5 -type d \( -name site-packages -o -name dist-packages \) | sort
+)
+for dir in "${paths_py[@]:2}"; do # the ROS wheels' bundled libraries (auditwheel)
+  for libs in "$dir"/ros_*.libs; do [[ -d "$libs" ]] && paths_ld+=("$libs"); done
+done
+while IFS= read -r index; do # prefixes holding an ament index
+  prefix="${index%/share/ament_index}"
+  paths_ament+=("$prefix")
+  [[ -d "$prefix/lib" ]] && paths_ld+=("$prefix/lib")
+done < <(find "$ROS_PREFIX" -maxdepth 4 -type d -path '*/share/ament_index' | sort)
+for prefix in "$WHEELS"/overlay/*; do # seg2track_msgs, vision_msgs
+  paths_ament=("$prefix" "${paths_ament[@]}")
+  paths_ld=("$prefix/lib" "${paths_ld[@]}")
+  for dir in "$prefix"/lib/python3*/site-packages; do [[ -d "$dir" ]] && paths_py+=("$dir"); done
+done
+join() { local IFS=:; printf '%s' "$*"; }
+PYTHONPATH="$(join "${paths_py[@]}")${PYTHONPATH:+:$PYTHONPATH}"
+LD_LIBRARY_PATH="$(join "${paths_ld[@]}")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+AMENT_PREFIX_PATH="$(join "${paths_ament[@]}")"
+export PYTHONPATH LD_LIBRARY_PATH AMENT_PREFIX_PATH
+export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
+export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$((RANDOM % 100 + 1))}"
+export ROS_LOG_DIR="${ROS_LOG_DIR:-/tmp/seg2track_ros_log}"
+export _ROS_WHEELS_BOOTSTRAP_COMPLETE=1 # LD_LIBRARY_PATH is set above
+export MPLBACKEND=Agg
+# tracker_node, as replay.py starts it (its colcon entry point is not carried)
+BIN=/tmp/seg2track_bin
+mkdir -p "$BIN"
+printf '#!/bin/sh\nexec "%s" -m seg2track_ros.ros.tracker_node "$@"\n' "$PYTHON" >"$BIN/tracker_node"
+chmod +x "$BIN/tracker_node"
+export PATH="$BIN:$PATH"
+
+# --- 3. what this machine is ------------------------------------------------------------------
+say "phases: $* | DEVICE=$DEVICE IMAGE_SIZE=$IMAGE_SIZE MODE=$MODE COMPILE=$COMPILE" \
+  "OBJECTS='$OBJECTS' LENGTHS='$LENGTHS' BUDGET_S=$BUDGET_S"
+command -v nvidia-smi >/dev/null && nvidia-smi -L
+"$PYTHON" - <<'EOF'
+import platform, sys
+import torch
+print(f"Python {platform.python_version()} ({sys.executable}); torch {torch.__version__},"
+      f" CUDA {torch.version.cuda}, available: {torch.cuda.is_available()}")
+if torch.cuda.is_available():
+    print("GPU:", torch.cuda.get_device_name(0))
+EOF
+
+ROS_OK=""
+ros_probe() { # our messages and the vision_msgs fallback through rclpy and Fast DDS
+  timeout -k 10 90 "$PYTHON" - <<'EOF'
+import time
+
+import rclpy
+from rclpy.serialization import deserialize_message, serialize_message
+from seg2track_msgs.msg import TrackedObject, TrackedObjectArray
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger  # noqa: F401 (tracker_node's imports)
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: F401
+from vision_msgs.msg import Detection2D, Detection2DArray
+
+array = TrackedObjectArray()
+obj = TrackedObject(track_id=7, class_id="car", mask_score=0.5)
+obj.mask.height, obj.mask.width, obj.mask.counts = 4, 5, [3, 17]
+obj.bbox.center.position.x = 12.5
+array.objects.append(obj)
+back = deserialize_message(serialize_message(array), TrackedObjectArray)
+assert back.objects[0].track_id == 7 and list(back.objects[0].mask.counts) == [3, 17], back
+det = Detection2DArray(detections=[Detection2D()])
+assert len(deserialize_message(serialize_message(det), Detection2DArray).detections) == 1
+
+rclpy.init()
+node = rclpy.create_node("seg2track_probe")
+got = []
+node.create_subscription(TrackedObjectArray, "probe", got.append, 10)
+pub = node.create_publisher(TrackedObjectArray, "probe", 10)
+end = time.monotonic() + 30
+while not got and time.monotonic() < end:
+    pub.publish(array)
+    rclpy.spin_once(node, timeout_sec=0.1)
+node.destroy_node()
+rclpy.shutdown()
+assert got and got[0].objects[0].mask.width == 5, "no message came back over DDS in 30 s"
+print(f"ROS 2 ok: rclpy {rclpy.__file__}, Image {Image.__module__}, round trip over DDS")
+EOF
+}
+
+# --- 4. the phases ------------------------------------------------------------------------------
+bench() { # bench LABEL ARGS...: one `seg2track bench` in $OUT, under the time left
+  local label="$1" left rc
+  shift
+  left=$((BUDGET_S - SECONDS))
+  if ((left < MIN_PHASE_S)); then
+    say "SKIPPED $label: ${left}s of BUDGET_S=$BUDGET_S left"
+    return 1
+  fi
+  local args=(bench --mode "$MODE" --device "$DEVICE" --image-size "$IMAGE_SIZE" "$@")
+  [[ -n "$FRAMES" ]] && args+=(--frames "$FRAMES")
+  say "$label: seg2track ${args[*]} (timeout ${left}s)"
+  (cd "$OUT" && timeout -s INT -k 30 "$left" "$PYTHON" -m seg2track_ros.cli "${args[@]}")
+  rc=$?
+  if ((rc == 124 || rc == 130 || rc == 137)); then
+    say "$label: CUT OFF at the time budget (exit $rc); its unfinished section is lost"
+  elif ((rc != 0)); then
+    say "$label: FAILED (exit $rc)"
+  else
+    say "$label: done"
+  fi
+  return "$rc"
+}
+
+status=0
+for arg in "$@"; do
+  phase="${arg%%:*}"
+  models="small"
+  [[ "$arg" == *:* ]] && models="${arg#*:}"
+  read -ra model_list <<<"${models//,/ }"
+  case "$phase" in
+    all) phases=(speed memory latency) ;;
+    *) phases=("$phase") ;;
+  esac
+  for p in "${phases[@]}"; do
+    case "$p" in
+      check)
+        say "check: imports"
+        "$PYTHON" -c 'import sam2, hydra, omegaconf, iopath, pycocotools, rosbags.rosbag2
+import seg2track_ros.bench.engine, seg2track_ros.bench.report, seg2track_ros.cli
+print("imports ok: sam2", sam2.__file__)' || status=1
+        say "check: ROS 2"
+        if ros_probe; then ROS_OK=1; else ROS_OK=0; status=1; fi
+        say "check: quick run of both engines (tiny, 256 px; not kept)"
+        scratch="$(mktemp -d)"
+        (cd "$scratch" && timeout -k 10 180 "$PYTHON" -m seg2track_ros.cli bench --mode quick \
+          --device "$DEVICE" --models tiny --image-size 256 --skip latency) || status=1
+        rm -rf "$scratch"
+        ;;
+      speed)
+        # shellcheck disable=SC2086  # OBJECTS is a list of numbers
+        bench "speed ${model_list[*]}" --models "${model_list[@]}" --compile "$COMPILE" \
+          --objects $OBJECTS --skip memory latency || status=1
+        ;;
+      memory)
+        # shellcheck disable=SC2086  # LENGTHS is a list of numbers
+        bench "memory ${model_list[*]}" --models "${model_list[@]}" --compile off \
+          --lengths $LENGTHS --skip speed latency || status=1
+        ;;
+      latency)
+        if [[ -z "$ROS_OK" ]]; then
+          say "latency: ROS 2 check first"
+          if ros_probe; then ROS_OK=1; else ROS_OK=0; fi
+        fi
+        if [[ "$ROS_OK" != 1 ]]; then
+          say "SKIPPED latency: rclpy with our messages does not work here (see above)"
+          status=1
+          continue
+        fi
+        bench "latency ${model_list[*]}" --models "${model_list[@]}" --compile off \
+          --skip speed memory || status=1
+        ;;
+    esac
+  done
+done
+
+# --- 5. what comes back: at most 8 files, 2 folders down --------------------------------------
+if [[ -d "$OUT/benchmarks" ]]; then
+  files=$(find "$OUT" -type f | wc -l)
+  [[ -f "$OUT/log" ]] || files=$((files + 1)) # the tee'd log, if the caller writes one
+  if ((files > 8)); then
+    tar -C "$OUT" -cf "$OUT/benchmarks.tar" benchmarks && rm -rf "$OUT/benchmarks"
+    say "more than 8 files: the plots are in benchmarks.tar"
+  fi
+fi
+say "results in $OUT:"
+find "$OUT" -type f | sort
+if [[ -f "$OUT/BENCHMARKS.md" ]]; then
+  echo "----- $OUT/BENCHMARKS.md"
+  cat "$OUT/BENCHMARKS.md"
+fi
+say "finished, exit $status"
+exit "$status"
