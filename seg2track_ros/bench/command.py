@@ -99,8 +99,12 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="seg2track_bench_") as work:
         for model in args.models:
             for compiled in compiles:
-                info = RunInfo(command, args.mode, model, args.image_size, device, compiled)
-                print(f"[{info.key}] speed vs objects {objects}")
+                host_only = set(args.skip) == {"speed", "memory", "latency"}
+                info = RunInfo(
+                    command, args.mode, model, args.image_size, device, compiled, host_only
+                )
+                if "speed" not in args.skip:
+                    print(f"[{info.key}] speed vs objects {objects}")
                 speed = (
                     []
                     if "speed" in args.skip
