@@ -8,14 +8,18 @@
 # Arguments are phases, run in order, each PHASE or PHASE:MODEL[,MODEL...] (default
 # model: small):
 #   check     machine, Python, torch and CUDA; imports; a ROS 2 round trip through our
-#             messages; a quick tiny/256 run of both engines (results not kept)
-#   speed     per-frame time vs objects, ours and SAM2VideoPredictor, compile off and on
+#             messages; a quick tiny/256 run of both engines (nothing kept)
+#   speed     per-frame time vs objects, ours and sam2's predictor, compile off and on
 #   memory    memory vs sequence length (5 objects)
 #   latency   image -> tracks latency through tracker_node over ROS 2 (Fast DDS)
-#   all       speed, memory and latency
-# Every phase is one `seg2track bench` command, run in $OUT, so that $OUT/BENCHMARKS.md
-# holds its sections (keyed like the repository's) and $OUT/benchmarks/ its plots. Merge
-# them into the repository with scripts/merge_bench.py (see README, "Benchmarks").
+#   host      host overhead (SAM 2 at a tiny input size)
+#   all       each of the above but check, one after the other
+# (the sections are those `seg2track bench --skip` names: a new one is a phase too).
+# Each phase is one `seg2track bench` command that skips every other section, run in a
+# folder of its own; its BENCHMARKS.md is then merged (scripts/merge_bench.py) into
+# $OUT/BENCHMARKS.md, sections keyed like the repository's, plots in $OUT/benchmarks/
+# (or $OUT/benchmarks.tar when more than 8 files would come back). Merge that into the
+# repository's BENCHMARKS.md with scripts/merge_bench.py (README, "Benchmarks").
 #
 # One `run` call may take 10 minutes: phases are started while BUDGET_S (default 540)
 # seconds from the script's start are not used up, each under a timeout for what is
@@ -23,10 +27,11 @@
 #
 # Environment (defaults in brackets): DEVICE [cuda], IMAGE_SIZE [1024], MODE [full],
 # COMPILE for speed [both], OBJECTS ["1 2 5 10 20 50"], LENGTHS
-# ["50 100 200 500 1000 2000"], FRAMES [the mode's], BUDGET_S [540], PYTHON [python3],
+# ["50 100 200 500 1000 2000"], FRAMES [the mode's], BENCH_ARGS [none: more arguments
+# for every `seg2track bench`], CHECK_IMAGE_SIZE [256], BUDGET_S [540], PYTHON [python3],
 # WHEELS [.whl], SITE [/tmp/site], ROS_PREFIX [/tmp/ros], OUT [/tmp/seg2track_gpu_out],
-# ROS_AUTOMATIC_DISCOVERY_RANGE [LOCALHOST]. On this project's CPU machines, a dry run
-# of the logic: DEVICE=cpu IMAGE_SIZE=256 MODE=quick COMPILE=off PYTHON=... WHEELS=...
+# ROS_AUTOMATIC_DISCOVERY_RANGE [LOCALHOST]. A dry run of the logic on a CPU machine:
+# DEVICE=cpu IMAGE_SIZE=128 MODE=quick COMPILE=off PYTHON=... WHEELS=...
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,6 +45,8 @@ COMPILE="${COMPILE:-both}"
 OBJECTS="${OBJECTS:-1 2 5 10 20 50}"
 LENGTHS="${LENGTHS:-50 100 200 500 1000 2000}"
 FRAMES="${FRAMES:-}"
+BENCH_ARGS="${BENCH_ARGS:-}"
+CHECK_IMAGE_SIZE="${CHECK_IMAGE_SIZE:-256}"
 BUDGET_S="${BUDGET_S:-540}"
 MIN_PHASE_S="${MIN_PHASE_S:-45}"
 SITE="${SITE:-/tmp/site}"
@@ -51,12 +58,6 @@ say() { printf '[gpu_bench %4ds] %s\n' "$SECONDS" "$*"; }
 fail() { say "ERROR: $*"; exit 1; }
 
 (($#)) || set -- check speed:small
-for arg in "$@"; do
-  case "${arg%%:*}" in
-    check | speed | memory | latency | all) ;;
-    *) fail "unknown phase '$arg' (check, speed, memory, latency, all; PHASE:MODEL,MODEL)" ;;
-  esac
-done
 PYTHON="$(command -v "$PYTHON")" || fail "no $PYTHON"
 [[ -d "$WHEELS/py" && -d "$WHEELS/ros" && -d "$WHEELS/overlay" ]] \
   || fail "$WHEELS is incomplete: run scripts/gpu_wheels.sh here and carry .whl"
@@ -119,9 +120,34 @@ printf '#!/bin/sh\nexec "%s" -m seg2track_ros.ros.tracker_node "$@"\n' "$PYTHON"
 chmod +x "$BIN/tracker_node"
 export PATH="$BIN:$PATH"
 
-# --- 3. what this machine is ------------------------------------------------------------------
-say "phases: $* | DEVICE=$DEVICE IMAGE_SIZE=$IMAGE_SIZE MODE=$MODE COMPILE=$COMPILE" \
-  "OBJECTS='$OBJECTS' LENGTHS='$LENGTHS' BUDGET_S=$BUDGET_S"
+# --- 3. the phases asked for: the sections `seg2track bench --skip` knows --------------
+mapfile -t SECTIONS < <("$PYTHON" - <<'EOF'
+import argparse
+
+from seg2track_ros.bench import command
+
+parser = command.add_parser(argparse.ArgumentParser().add_subparsers())
+print("\n".join(next(a for a in parser._actions if a.dest == "skip").choices))
+EOF
+)
+((${#SECTIONS[@]})) || fail "cannot read the sections of seg2track bench (imports above?)"
+PHASES=() # PHASE:MODELS, expanded
+for arg in "$@"; do
+  phase="${arg%%:*}"
+  models="small"
+  [[ "$arg" == *:* ]] && models="${arg#*:}"
+  if [[ "$phase" == all ]]; then
+    for section in "${SECTIONS[@]}"; do PHASES+=("$section:$models"); done
+  elif [[ "$phase" == check ]] || printf '%s\n' "${SECTIONS[@]}" | grep -qx "$phase"; then
+    PHASES+=("$phase:$models")
+  else
+    fail "unknown phase '$arg': check, all or one of: ${SECTIONS[*]} (PHASE:MODEL,MODEL)"
+  fi
+done
+
+# --- 4. what this machine is ------------------------------------------------------------
+say "phases: ${PHASES[*]} | DEVICE=$DEVICE IMAGE_SIZE=$IMAGE_SIZE MODE=$MODE" \
+  "COMPILE=$COMPILE OBJECTS='$OBJECTS' LENGTHS='$LENGTHS' BUDGET_S=$BUDGET_S"
 command -v nvidia-smi >/dev/null && nvidia-smi -L
 "$PYTHON" - <<'EOF'
 import platform, sys
@@ -171,19 +197,26 @@ print(f"ROS 2 ok: rclpy {rclpy.__file__}, Image {Image.__module__}, round trip o
 EOF
 }
 
-# --- 4. the phases ------------------------------------------------------------------------------
-bench() { # bench LABEL ARGS...: one `seg2track bench` in $OUT, under the time left
-  local label="$1" left rc
+# --- 5. the phases ------------------------------------------------------------------------
+WORK="$(mktemp -d /tmp/seg2track_gpu_bench.XXXXXX)"
+run_count=0
+bench() { # bench LABEL ARGS...: one `seg2track bench` in a folder of its own, merged into $OUT
+  local label="$1" left rc dir
   shift
   left=$((BUDGET_S - SECONDS))
   if ((left < MIN_PHASE_S)); then
     say "SKIPPED $label: ${left}s of BUDGET_S=$BUDGET_S left"
     return 1
   fi
+  run_count=$((run_count + 1))
+  dir="$WORK/$run_count"
+  mkdir -p "$dir"
   local args=(bench --mode "$MODE" --device "$DEVICE" --image-size "$IMAGE_SIZE" "$@")
   [[ -n "$FRAMES" ]] && args+=(--frames "$FRAMES")
+  # shellcheck disable=SC2206  # BENCH_ARGS is split into arguments on purpose
+  [[ -n "$BENCH_ARGS" ]] && args+=($BENCH_ARGS)
   say "$label: seg2track ${args[*]} (timeout ${left}s)"
-  (cd "$OUT" && timeout -s INT -k 30 "$left" "$PYTHON" -m seg2track_ros.cli "${args[@]}")
+  (cd "$dir" && timeout -s INT -k 30 "$left" "$PYTHON" -m seg2track_ros.cli "${args[@]}")
   rc=$?
   if ((rc == 124 || rc == 130 || rc == 137)); then
     say "$label: CUT OFF at the time budget (exit $rc); its unfinished section is lost"
@@ -192,62 +225,70 @@ bench() { # bench LABEL ARGS...: one `seg2track bench` in $OUT, under the time l
   else
     say "$label: done"
   fi
+  if [[ -f "$dir/BENCHMARKS.md" ]]; then # what it wrote, also when cut off later
+    "$PYTHON" "$ROOT/scripts/merge_bench.py" "$dir/BENCHMARKS.md" --into "$OUT/BENCHMARKS.md" \
+      || rc=1
+  fi
   return "$rc"
 }
 
 status=0
-for arg in "$@"; do
-  phase="${arg%%:*}"
-  models="small"
-  [[ "$arg" == *:* ]] && models="${arg#*:}"
+for entry in "${PHASES[@]}"; do
+  phase="${entry%%:*}"
+  models="${entry#*:}"
   read -ra model_list <<<"${models//,/ }"
+  skip=()
+  for section in "${SECTIONS[@]}"; do [[ "$section" == "$phase" ]] || skip+=("$section"); done
   case "$phase" in
-    all) phases=(speed memory latency) ;;
-    *) phases=("$phase") ;;
-  esac
-  for p in "${phases[@]}"; do
-    case "$p" in
-      check)
-        say "check: imports"
-        "$PYTHON" -c 'import sam2, hydra, omegaconf, iopath, pycocotools, rosbags.rosbag2
+    check)
+      say "check: imports"
+      "$PYTHON" -c 'import sam2, hydra, omegaconf, iopath, pycocotools, rosbags.rosbag2
 import seg2track_ros.bench.engine, seg2track_ros.bench.report, seg2track_ros.cli
 print("imports ok: sam2", sam2.__file__)' || status=1
-        say "check: ROS 2"
-        if ros_probe; then ROS_OK=1; else ROS_OK=0; status=1; fi
-        say "check: quick run of both engines (tiny, 256 px; not kept)"
-        scratch="$(mktemp -d)"
-        (cd "$scratch" && timeout -k 10 180 "$PYTHON" -m seg2track_ros.cli bench --mode quick \
-          --device "$DEVICE" --models tiny --image-size 256 --skip latency) || status=1
-        rm -rf "$scratch"
-        ;;
-      speed)
-        # shellcheck disable=SC2086  # OBJECTS is a list of numbers
-        bench "speed ${model_list[*]}" --models "${model_list[@]}" --compile "$COMPILE" \
-          --objects $OBJECTS --skip memory latency || status=1
-        ;;
-      memory)
-        # shellcheck disable=SC2086  # LENGTHS is a list of numbers
-        bench "memory ${model_list[*]}" --models "${model_list[@]}" --compile off \
-          --lengths $LENGTHS --skip speed latency || status=1
-        ;;
-      latency)
-        if [[ -z "$ROS_OK" ]]; then
-          say "latency: ROS 2 check first"
-          if ros_probe; then ROS_OK=1; else ROS_OK=0; fi
-        fi
-        if [[ "$ROS_OK" != 1 ]]; then
-          say "SKIPPED latency: rclpy with our messages does not work here (see above)"
-          status=1
-          continue
-        fi
-        bench "latency ${model_list[*]}" --models "${model_list[@]}" --compile off \
-          --skip speed memory || status=1
-        ;;
-    esac
-  done
+      say "check: ROS 2"
+      if ros_probe; then ROS_OK=1; else ROS_OK=0; status=1; fi
+      say "check: quick speed run of both engines (tiny, $CHECK_IMAGE_SIZE px, 1 and 2 objects;" \
+        "nothing kept)"
+      quick_skip=()
+      for section in "${SECTIONS[@]}"; do [[ "$section" == speed ]] || quick_skip+=("$section"); done
+      scratch="$(mktemp -d)"
+      (cd "$scratch" && timeout -k 10 180 "$PYTHON" -m seg2track_ros.cli bench --mode quick \
+        --device "$DEVICE" --models tiny --image-size "$CHECK_IMAGE_SIZE" --skip "${quick_skip[@]}") \
+        || { say "check: quick run FAILED"; status=1; }
+      rm -rf "$scratch"
+      ;;
+    speed)
+      # shellcheck disable=SC2086  # OBJECTS is a list of numbers
+      bench "speed ${model_list[*]}" --models "${model_list[@]}" --compile "$COMPILE" \
+        --objects $OBJECTS --skip "${skip[@]}" || status=1
+      ;;
+    memory)
+      # shellcheck disable=SC2086  # LENGTHS is a list of numbers
+      bench "memory ${model_list[*]}" --models "${model_list[@]}" --compile off \
+        --lengths $LENGTHS --skip "${skip[@]}" || status=1
+      ;;
+    latency)
+      if [[ -z "$ROS_OK" ]]; then
+        say "latency: ROS 2 check first"
+        if ros_probe; then ROS_OK=1; else ROS_OK=0; fi
+      fi
+      if [[ "$ROS_OK" != 1 ]]; then
+        say "SKIPPED latency: rclpy with our messages does not work here (see above)"
+        status=1
+        continue
+      fi
+      bench "latency ${model_list[*]}" --models "${model_list[@]}" --compile off \
+        --skip "${skip[@]}" || status=1
+      ;;
+    *) # any other section (host, ...): uncompiled, as the bench measures it
+      bench "$phase ${model_list[*]}" --models "${model_list[@]}" --compile off \
+        --skip "${skip[@]}" || status=1
+      ;;
+  esac
 done
+rm -rf "$WORK"
 
-# --- 5. what comes back: at most 8 files, 2 folders down --------------------------------------
+# --- 6. what comes back: at most 8 files, 2 folders down ----------------------------------
 if [[ -d "$OUT/benchmarks" ]]; then
   files=$(find "$OUT" -type f | wc -l)
   [[ -f "$OUT/log" ]] || files=$((files + 1)) # the tee'd log, if the caller writes one

@@ -17,7 +17,8 @@
 #   .whl/overlay/  seg2track_msgs and the vision_msgs fallback as built here by
 #                  `make env` (colcon install/, runtime files only). Their Python
 #                  extensions carry no Python version in their names and use only the C
-#                  API that 3.11 and 3.12 share, so the 3.11 build is used as it is.
+#                  API that 3.11 and 3.12 share, so the 3.11 build is carried as it is
+#                  (an assumption until seen: gpu_bench.sh's check phase tests it).
 #
 # Needs the project environment (`make env`: .venv/ and install/). Run from anywhere:
 #   bash scripts/gpu_wheels.sh

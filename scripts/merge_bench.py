@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BLOCK = re.compile(r"<!-- bench:(?P<key>[^ ]+) -->\n(?P<body>.*?)<!-- /bench:(?P=key) -->\n?", re.S)
-ORDER = ("Per-frame time", "Memory vs", "End-to-end latency")
+ORDER = ("Per-frame time", "Memory vs", "Host overhead", "End-to-end latency")  # as written
 
 
 @dataclass
@@ -47,7 +47,8 @@ class Section:
 
 
 def _short(title: str) -> str:
-    return title.split(" (")[0] if title.startswith("Memory") else title
+    """A subsection's title without its parenthesis: its name in the command list."""
+    return title.split(" (")[0]
 
 
 def parse(key: str, body: str) -> Section:
@@ -110,7 +111,7 @@ def render(section: Section) -> str:
 
 def merge(old: Section, new: Section) -> tuple[Section, str]:
     if old.gpu != new.gpu:
-        return new, f"{new.key}: measured on {new.gpu or 'no GPU'}, not {old.gpu or 'no GPU'}:"
+        return new, f"measured on {new.gpu or 'no GPU'}, not {old.gpu or 'no GPU'}:"
     merged = Section(new.key, new.header, dict(old.subsections), dict(old.commands), new.command)
     merged.subsections.update(new.subsections)
     merged.commands.update(new.commands)
@@ -124,8 +125,9 @@ def copy_plots(fragment: Path, plots: Path) -> list[str]:
     plots.mkdir(parents=True, exist_ok=True)
     if folder.is_dir():
         for png in sorted(folder.glob("*.png")):
-            shutil.copyfile(png, plots / png.name)
-            copied.append(png.name)
+            if not (plots / png.name).exists() or not (plots / png.name).samefile(png):
+                shutil.copyfile(png, plots / png.name)
+                copied.append(png.name)
     if archive.is_file():
         with tarfile.open(archive) as tar:
             for member in tar.getmembers():
