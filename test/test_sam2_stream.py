@@ -89,6 +89,33 @@ def test_masks_equal_sam2_video_predictor(tmp_path):
     assert visible_frames == 12
 
 
+def _scenario(segmenter, frames, boxes, prompts, removed_at=None, neutralise_at=None):
+    """Per (frame, object): logits, mask score and object-score logit, for a run with
+    prompts ({frame: ids}), removals ({id: frame}) and neutralised memories."""
+    removed_at, neutralise_at = removed_at or {}, neutralise_at or {}
+    results = {}
+    for f, image in enumerate(frames):
+        segmenter.start_frame(image)
+        gone = [i for i, at in removed_at.items() if at == f]
+        segmenter.remove(gone)
+        propagated = segmenter.propagate()
+        wanted = prompts.get(f, [])
+        prompted = segmenter.prompt(wanted, boxes[[i - 1 for i in wanted]])
+        for out in (propagated, prompted):
+            if not out.object_ids:
+                continue
+            logits = segmenter.current_logits(out.object_ids)
+            for k, object_id in enumerate(out.object_ids):
+                results[(f, object_id)] = (
+                    logits[k],
+                    out.masks[k],
+                    float(out.mask_scores[k]),
+                    float(out.object_score_logits[k]),
+                )
+        segmenter.finish_frame(neutralise=neutralise_at.get(f, ()))
+    return results
+
+
 def test_batched_propagation_equals_each_object_alone(tiny128):
     """Objects added at different frames (unequal memory banks, padded attention),
     a re-prompt and a removal: the batch gives each object's solo result."""
@@ -100,27 +127,9 @@ def test_batched_propagation_equals_each_object_alone(tiny128):
     removed_at = {3: 8}
 
     def run(object_ids):
-        segmenter = Sam2StreamSegmenter(tiny128)
-        results = {}
-        for f, image in enumerate(frames):
-            segmenter.start_frame(image)
-            gone = [i for i in object_ids if removed_at.get(i, 99) <= f]
-            segmenter.remove(gone)
-            propagated = segmenter.propagate()
-            wanted = [i for i in prompts.get(f, []) if i in object_ids and i not in gone]
-            prompted = segmenter.prompt(wanted, boxes[[i - 1 for i in wanted]])
-            for out in (propagated, prompted):
-                if not out.object_ids:
-                    continue
-                logits = segmenter.current_logits(out.object_ids)
-                for k, object_id in enumerate(out.object_ids):
-                    results[(f, object_id)] = (
-                        logits[k],
-                        float(out.mask_scores[k]),
-                        float(out.object_score_logits[k]),
-                    )
-            segmenter.finish_frame()
-        return results
+        wanted = {f: [i for i in ids if i in object_ids] for f, ids in prompts.items()}
+        gone = {i: f for i, f in removed_at.items() if i in object_ids}
+        return _scenario(Sam2StreamSegmenter(tiny128), frames, boxes, wanted, gone)
 
     batched = run([1, 2, 3, 4, 5])
     alone = {}
@@ -128,8 +137,8 @@ def test_batched_propagation_equals_each_object_alone(tiny128):
         alone.update(run([object_id]))
     assert batched.keys() == alone.keys()
     assert (9, 3) not in batched and (7, 3) in batched
-    for key, (logits, score, logit) in batched.items():
-        solo_logits, solo_score, solo_logit = alone[key]
+    for key, (logits, _, score, logit) in batched.items():
+        solo_logits, _, solo_score, solo_logit = alone[key]
         torch.testing.assert_close(logits, solo_logits, atol=2e-3, rtol=1e-3, msg=str(key))
         assert score == pytest.approx(solo_score, abs=1e-4), key
         assert logit == pytest.approx(solo_logit, abs=1e-3), key
@@ -264,33 +273,6 @@ def test_random_weights_are_the_same_in_every_build():
     torch.manual_seed(456)
     second = build_segmenter(config).model.state_dict()
     assert all(torch.equal(first[k], second[k]) for k in first)
-
-
-def _scenario(segmenter, frames, boxes, prompts, removed_at=None, neutralise_at=None):
-    """Per (frame, object): logits, mask score and object-score logit, for a run with
-    prompts ({frame: ids}), removals ({id: frame}) and neutralised memories."""
-    removed_at, neutralise_at = removed_at or {}, neutralise_at or {}
-    results = {}
-    for f, image in enumerate(frames):
-        segmenter.start_frame(image)
-        gone = [i for i, at in removed_at.items() if at == f]
-        segmenter.remove(gone)
-        propagated = segmenter.propagate()
-        wanted = prompts.get(f, [])
-        prompted = segmenter.prompt(wanted, boxes[[i - 1 for i in wanted]])
-        for out in (propagated, prompted):
-            if not out.object_ids:
-                continue
-            logits = segmenter.current_logits(out.object_ids)
-            for k, object_id in enumerate(out.object_ids):
-                results[(f, object_id)] = (
-                    logits[k],
-                    out.masks[k],
-                    float(out.mask_scores[k]),
-                    float(out.object_score_logits[k]),
-                )
-        segmenter.finish_frame(neutralise=neutralise_at.get(f, ()))
-    return results
 
 
 def test_bucketed_padding_equals_the_unpadded_batch(tiny128):
