@@ -24,6 +24,7 @@ import numpy as np
 from seg2track_ros.bench.engine import STEADY_STATE
 
 PROBE = Path(__file__).with_name("host_probe.py")
+REPO_ROOT = Path(__file__).resolve().parents[2]
 FRAME_SIZES = ((375, 1242), (1080, 1920))
 # Phases that are host logic in this tree; the rest of the step is SAM 2 and the
 # device-side mask work (on a CPU run that device is the CPU).
@@ -109,10 +110,9 @@ def _run_probe(settings: dict, pythonpath_first: Path | None, tree: str) -> list
 
 def _worktree(ref: str, folder: Path) -> Path:
     """A detached git worktree of ``ref`` of this repository in ``folder``."""
-    root = Path(__file__).resolve().parents[2]
     target = folder / "before"
     done = subprocess.run(
-        ["git", "-C", str(root), "worktree", "add", "--detach", str(target), ref],
+        ["git", "-C", str(REPO_ROOT), "worktree", "add", "--detach", str(target), ref],
         capture_output=True,
         text=True,
         check=False,
@@ -153,14 +153,13 @@ def measure_host_overhead(
             try:
                 results += _run_probe(settings, tree, f"before ({before})")
             finally:
-                root = Path(__file__).resolve().parents[2]
                 subprocess.run(
-                    ["git", "-C", str(root), "worktree", "remove", "--force", str(tree)],
+                    ["git", "-C", str(REPO_ROOT), "worktree", "remove", "--force", str(tree)],
                     capture_output=True,
                     check=False,
                 )
         progress("  host overhead: this tree")
-        results += _run_probe(settings, Path(__file__).resolve().parents[2], "this tree")
+        results += _run_probe(settings, REPO_ROOT, "this tree")
     return results
 
 

@@ -15,18 +15,6 @@ import sys
 import time
 
 
-def _grid_boxes(count: int, height: int, width: int):
-    import numpy as np
-
-    cols = int(np.ceil(np.sqrt(count * width / height)))
-    rows = int(np.ceil(count / cols))
-    w, h = width / cols, height / rows
-    cells = [(c, r) for r in range(rows) for c in range(cols)][:count]
-    return np.array(
-        [[c * w + 2, r * h + 2, (c + 1) * w - 2, (r + 1) * h - 2] for c, r in cells], np.float32
-    )
-
-
 def _output_path():
     """The node's output path: a function (StepResult, header) -> its messages, timed in
     parts. Newer trees have ``step_to_msgs``; older ones built the messages per track."""
@@ -50,6 +38,8 @@ def probe(settings: dict) -> dict:
     import torch
     from std_msgs.msg import Header
 
+    # grid_boxes has had this signature since the benchmarks were written.
+    from seg2track_ros.bench.engine import grid_boxes
     from seg2track_ros.engine.config import SegmenterConfig, TrackerConfig
     from seg2track_ros.engine.sam2_model import build_segmenter
     from seg2track_ros.engine.tracker import Tracker
@@ -77,7 +67,7 @@ def probe(settings: dict) -> dict:
             config = TrackerConfig(max_tracks=count, **settings["steady_state"])
             segmenter.reset()
             tracker = Tracker(config, segmenter)
-            boxes = _grid_boxes(count, height, width)
+            boxes = grid_boxes(count, height, width)
             detections = Detections(boxes, np.full(count, 0.9, np.float32), ("car",) * count)
             step_ms, output_ms, phases, held = [], [], {}, []
             for index in range(settings["warmup"] + settings["frames"]):

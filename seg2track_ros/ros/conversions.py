@@ -253,12 +253,12 @@ def step_to_msgs(result: StepResult, header) -> OutputMessages:
     mask is ever formed."""
     tracks = result.tracks
     labels = result.labels
-    counts = labels_to_counts(labels, len(tracks))
-    lookup = np.zeros(len(tracks) + 1, dtype=np.uint16)
-    lookup[1:] = [wrap_label(t.track_id) for t in tracks]
     # Track k carries label k + 1 (StepResult's contract), so counts[k] is its mask.
     if any(t.label != k + 1 for k, t in enumerate(tracks)):
         raise ValueError("StepResult tracks must carry labels 1..N in order")
+    counts = labels_to_counts(labels, len(tracks))
+    lookup = np.zeros(len(tracks) + 1, dtype=np.uint16)
+    lookup[1:] = [wrap_label(t.track_id) for t in tracks]
     return OutputMessages(
         tracks=tracks_to_msg(tracks, header, counts),
         detections=tracks_to_detections_msg(tracks, header),
