@@ -8,7 +8,7 @@ import torch
 
 from seg2track_ros.engine import mask_ops
 from seg2track_ros.engine.config import ClassThresholds, TrackerConfig
-from seg2track_ros.engine.tracker import Tracker
+from seg2track_ros.engine.tracker import Tracker, _occlusion_victims
 from seg2track_ros.engine.types import Detections, InvalidInputError, TrackState
 
 from scripted_segmenter import ScriptedSegmenter, box_mask
@@ -307,6 +307,32 @@ def test_close_logits_occlude_the_one_whose_logit_varied_more():
 def test_no_occlusion_without_heavy_overlap():
     _, seg = _occlusion_run([(9.0, 5.0)], (9.0, 5.0))
     assert seg.named("finish_frame")[-2] == []  # frame with separate masks
+
+
+def test_occlusion_victims_of_many_pairs_follow_the_rule_pair_by_pair():
+    # Every branch of the rule, decided for all pairs at once; checked pair by pair.
+    ids = np.array([1, 2, 3, 4, 5, 6, 7])
+    logits = np.array([9.0, 5.0, 9.5, 9.5, 9.2, 9.2, 9.6])
+    spread = np.array([0.0, 0.0, 4.0, 0.5, 1.0, 1.0, 1.0])
+    rows_i, rows_j = np.triu_indices(len(ids), k=1)
+    victims = _occlusion_victims(ids, logits, spread, rows_i, rows_j, margin=1.0)
+    for i, j, victim in zip(rows_i, rows_j, victims, strict=True):
+        if abs(logits[i] - logits[j]) >= 1.0:
+            expected = i if logits[i] < logits[j] else j
+        elif spread[i] != spread[j]:
+            expected = i if spread[i] > spread[j] else j
+        elif logits[i] != logits[j]:
+            expected = i if logits[i] < logits[j] else j
+        else:
+            expected = i if ids[i] > ids[j] else j
+        assert victim == expected, (i, j)
+    pairs = zip(rows_i.tolist(), rows_j.tolist(), strict=True)
+    pick = dict(zip(pairs, victims.tolist(), strict=True))
+    assert pick[(0, 1)] == 1  # logits 4 apart: the lower
+    assert pick[(2, 3)] == 2  # within the margin: the one that varied more
+    assert pick[(0, 4)] == 4  # within the margin: the one that varied more
+    assert pick[(4, 6)] == 4  # within the margin, same spread: the lower logit
+    assert pick[(4, 5)] == 5  # nothing else differs: the younger (higher id)
 
 
 # --- overlap resolution -----------------------------------------------------------------

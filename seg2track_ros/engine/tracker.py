@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -465,20 +464,22 @@ class Tracker:
     def _occluded_rows(
         self, records: list[_TrackRecord], evidence: list[_Evidence], mask_iou: np.ndarray
     ) -> set[int]:
-        """SAM2MOT cross-object rule over pairs of propagated masks with IoU > occlusion_iou."""
+        """SAM2MOT cross-object rule over pairs of propagated masks with IoU > occlusion_iou
+        (all pairs at once: with many overlapping tracks there are O(N^2) of them)."""
         config = self._config
-        occluded: set[int] = set()
         rows_i, rows_j = np.nonzero(np.triu(mask_iou > config.occlusion_iou, k=1))
-        for i, j in zip(rows_i.tolist(), rows_j.tolist(), strict=True):
-            victim = _occlusion_victim(
-                (records[i].track_id, evidence[i].logit, records[i].logit_history),
-                (records[j].track_id, evidence[j].logit, records[j].logit_history),
-                config.occlusion_logit_margin,
-            )
-            row = i if victim == records[i].track_id else j
-            if not evidence[row].prompted:
-                occluded.add(row)
-        return occluded
+        if not len(rows_i):
+            return set()
+        ids = np.array([r.track_id for r in records], dtype=np.int64)
+        logits = np.array([e.logit for e in evidence], dtype=np.float64)
+        spread = np.array(
+            [np.var(r.logit_history) if r.logit_history else 0.0 for r in records],
+            dtype=np.float64,
+        )
+        victims = _occlusion_victims(
+            ids, logits, spread, rows_i, rows_j, config.occlusion_logit_margin
+        )
+        return {int(row) for row in victims if not evidence[row].prompted}
 
     def _output(
         self,
@@ -591,27 +592,31 @@ def _advance(
     return TrackState.CONFIRMED if record.confirmed else TrackState.TENTATIVE
 
 
-def _occlusion_victim(
-    first: tuple[int, float, Sequence[float]],
-    second: tuple[int, float, Sequence[float]],
+def _occlusion_victims(
+    ids: np.ndarray,
+    logits: np.ndarray,
+    spread: np.ndarray,
+    rows_i: np.ndarray,
+    rows_j: np.ndarray,
     margin: float,
-) -> int:
-    """Which of two heavily overlapping tracks (id, logit, logit history) is occluded.
+) -> np.ndarray:
+    """For each pair (rows_i[k], rows_j[k]) of heavily overlapping tracks, the row of the
+    one that is occluded, given each row's track id, logit and logit variance over its
+    history.
 
     The lower logit; when the logits are within ``margin``, the one whose logit varied more
     over its history (an occluded object's visibility flickers); then the lower logit; then
     the younger track (higher id).
     """
-    (id_a, logit_a, hist_a), (id_b, logit_b, hist_b) = first, second
-    if abs(logit_a - logit_b) >= margin:
-        return id_a if logit_a < logit_b else id_b
-    var_a = float(np.var(hist_a)) if len(hist_a) else 0.0
-    var_b = float(np.var(hist_b)) if len(hist_b) else 0.0
-    if var_a != var_b:
-        return id_a if var_a > var_b else id_b
-    if logit_a != logit_b:
-        return id_a if logit_a < logit_b else id_b
-    return max(id_a, id_b)
+    logit_i, logit_j = logits[rows_i], logits[rows_j]
+    spread_i, spread_j = spread[rows_i], spread[rows_j]
+    lower_logit = np.where(logit_i < logit_j, rows_i, rows_j)
+    younger = np.where(ids[rows_i] > ids[rows_j], rows_i, rows_j)
+    tie_break = np.where(logit_i != logit_j, lower_logit, younger)
+    by_spread = np.where(
+        spread_i != spread_j, np.where(spread_i > spread_j, rows_i, rows_j), tie_break
+    )
+    return np.where(np.abs(logit_i - logit_j) >= margin, lower_logit, by_spread)
 
 
 def _check_image(image: np.ndarray) -> tuple[int, int]:
