@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -30,8 +31,16 @@ def mask_to_rle_msg(mask: np.ndarray) -> RLEMask:
     """RLEMask message (uncompressed COCO RLE) of a binary mask (H, W)."""
     msg = RLEMask()
     msg.height, msg.width = int(mask.shape[0]), int(mask.shape[1])
-    msg.counts = mask_to_counts(mask)
+    msg.counts = counts_field(mask_to_counts(mask))
     return msg
+
+
+def counts_field(counts: np.ndarray) -> array.array:
+    """RLE counts as the array.array('I') a uint32[] message field holds: one copy of the
+    buffer. (Given a numpy array, the generated setter converts element by element.)"""
+    field = array.array("I")
+    field.frombytes(np.ascontiguousarray(counts, dtype=np.uint32).data.cast("B"))
+    return field
 
 
 def rle_msg_to_mask(msg: RLEMask) -> np.ndarray:
@@ -262,7 +271,8 @@ def step_to_msgs(result: StepResult, header) -> OutputMessages:
     return OutputMessages(
         tracks=tracks_to_msg(tracks, header, counts),
         detections=tracks_to_detections_msg(tracks, header),
-        labels=labels_to_image_msg(lookup[labels], header),
+        # 'clip' skips the bounds check (labels are 0..N by contract): half the time
+        labels=labels_to_image_msg(np.take(lookup, labels, mode="clip"), header),
     )
 
 
@@ -289,7 +299,7 @@ def tracks_to_msg(
             obj.mask = mask_to_rle_msg(track.mask)
         else:
             obj.mask.height, obj.mask.width = (int(v) for v in track.labels.shape)
-            obj.mask.counts = counts[k]
+            obj.mask.counts = counts_field(counts[k])
         msg.objects.append(obj)
     return msg
 
@@ -336,7 +346,9 @@ def labels_to_image_msg(labels: np.ndarray, header) -> Image:
     msg.encoding = "mono16"
     msg.is_bigendian = 0
     msg.step = msg.width * 2
-    msg.data = labels.astype("<u2").tobytes()
+    data = array.array("B")  # one copy of the pixels, taken as is by the message
+    data.frombytes(np.ascontiguousarray(labels, dtype="<u2").data.cast("B"))
+    msg.data = data
     return msg
 
 
