@@ -10,12 +10,18 @@
 #
 # Environment:
 #   ROS_DISTRO   jazzy (default) or kilted. Changing it rebuilds .venv and install/.
-#   PYTHON       interpreter for the venv (default: python3.11).
+#   PYTHON       interpreter for the venv (default: python3.11; another CPython only
+#                with INTERFACES_ONLY=1).
 #   TORCH_SPEC   pip requirement for torch when the venv has none (default:
 #                torch==2.13.0; on this project's machines that is a local CPU wheel).
 #                A torch already importable in the venv (e.g. a CUDA build) is kept.
 #   VENV_SYSTEM_SITE_PACKAGES=1  create the venv with --system-site-packages so a
 #                torch installed system-wide (CUDA) is used instead of installing one.
+#   INTERFACES_ONLY=1  only what building the interfaces needs: the venv gets the ROS 2
+#                wheels, numpy and colcon (no torch, sam2 or test tools) and install/
+#                gets seg2track_msgs and the vision_msgs fallback, not seg2track_ros.
+#                PYTHON may then be any CPython the ROS 2 wheels exist for (3.12 too):
+#                scripts/gpu_wheels.sh builds the GPU machine's overlay this way.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,6 +30,7 @@ cd "$ROOT"
 ROS_DISTRO="${ROS_DISTRO:-jazzy}"
 PYTHON="${PYTHON:-python3.11}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
+INTERFACES_ONLY="${INTERFACES_ONLY:-0}"
 VENV="$ROOT/.venv"
 STAMPS="$VENV/.seg2track"
 
@@ -66,6 +73,9 @@ PY_DEPS=(
   hydra-core iopath tqdm pillow
 )
 SAM2_SPEC="sam2==1.1.0"
+if [[ "$INTERFACES_ONLY" == 1 ]]; then
+  PY_DEPS=("numpy>=1.26" colcon-common-extensions "setuptools<80")
+fi
 
 hash_of() { printf '%s\n' "$@" | sha256sum | cut -d' ' -f1; }
 stamp_ok() { [[ -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]; }
@@ -78,8 +88,10 @@ if [[ -d "$VENV" && -f "$STAMPS/distro" && "$(cat "$STAMPS/distro")" != "$ROS_DI
 fi
 if [[ ! -x "$VENV/bin/python" ]]; then
   command -v "$PYTHON" >/dev/null || die "$PYTHON not found (set PYTHON=/path/to/python3.11)"
-  "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
-    || die "$PYTHON is not Python 3.11: the ROS 2 wheels are built for CPython 3.11"
+  if [[ "$INTERFACES_ONLY" != 1 ]]; then
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+      || die "$PYTHON is not Python 3.11: the environment (torch wheel, tests) is CPython 3.11"
+  fi
   venv_args=()
   [[ "${VENV_SYSTEM_SITE_PACKAGES:-0}" == 1 ]] && venv_args+=(--system-site-packages)
   log "creating .venv with $PYTHON ${venv_args[*]}"
@@ -96,29 +108,34 @@ deps_hash=$(hash_of "$ROS_DISTRO" "${ros_reqs[@]}" "${PY_DEPS[@]}" "$SAM2_SPEC" 
 if ! stamp_ok pip "$deps_hash"; then
   log "installing ROS 2 $ROS_DISTRO wheels and Python dependencies"
   "${PIP[@]}" install "${ros_reqs[@]}" "${PY_DEPS[@]}"
-  # The bootstrapper's .pth re-executes Python with the wheels' LD_LIBRARY_PATH; the
-  # probes below run in that re-executed process like every other Python here.
-  if "$PY" -c 'import torch' 2>/dev/null; then
-    log "keeping the installed torch $("$PY" -c 'import torch; print(torch.__version__)')"
-  else
-    log "installing $TORCH_SPEC"
-    "${PIP[@]}" install "$TORCH_SPEC" "setuptools<80"  # colcon-core needs setuptools<80
+  if [[ "$INTERFACES_ONLY" != 1 ]]; then
+    # The bootstrapper's .pth re-executes Python with the wheels' LD_LIBRARY_PATH; the
+    # probes below run in that re-executed process like every other Python here.
+    if "$PY" -c 'import torch' 2>/dev/null; then
+      log "keeping the installed torch $("$PY" -c 'import torch; print(torch.__version__)')"
+    else
+      log "installing $TORCH_SPEC"
+      "${PIP[@]}" install "$TORCH_SPEC" "setuptools<80"  # colcon-core needs setuptools<80
+    fi
+    log "installing $SAM2_SPEC (no CUDA extension, no torchvision)"
+    SAM2_BUILD_CUDA=0 "${PIP[@]}" install --no-build-isolation --no-deps "$SAM2_SPEC"
   fi
-  log "installing $SAM2_SPEC (no CUDA extension, no torchvision)"
-  SAM2_BUILD_CUDA=0 "${PIP[@]}" install --no-build-isolation --no-deps "$SAM2_SPEC"
   stamp_set pip "$deps_hash"
 fi
 
 # --- 3. the wheels' exported CMake files name their build machine's paths ------------
-# (/opt/python/cp311-cp311/...); point them at this venv's Python and numpy headers.
+# (/opt/python/cp311-cp311/... for 3.11); point them at this venv's Python and numpy
+# headers.
+py_ver=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+py_build="/opt/python/cp${py_ver/./}-cp${py_ver/./}"
 py_include=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 np_include=$("$PY" -c 'import numpy; print(numpy.get_include())')
-mapfile -t stale < <(grep -rl '/opt/python/cp311-cp311' "$VENV/share" --include='*.cmake' 2>/dev/null || true)
+mapfile -t stale < <(grep -rl "$py_build" "$VENV/share" --include='*.cmake' 2>/dev/null || true)
 if ((${#stale[@]})); then
   log "rewriting hard-coded paths in ${#stale[@]} CMake files"
   sed -i \
-    -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$np_include#g" \
-    -e "s#/opt/python/cp311-cp311/include/python3.11#$py_include#g" \
+    -e "s#$py_build/lib/python$py_ver/site-packages/numpy/_core/include#$np_include#g" \
+    -e "s#$py_build/include/python$py_ver#$py_include#g" \
     "${stale[@]}"
 fi
 
@@ -138,6 +155,11 @@ has_vision_msgs() {
 # edits take effect without a rebuild, while the installed egg-info provides the
 # console-script entry points.
 base_paths=("$ROOT" "$ROOT/seg2track_msgs")
+sources=(package.xml setup.py setup.cfg resource launch config seg2track_msgs fallback)
+if [[ "$INTERFACES_ONLY" == 1 ]]; then
+  base_paths=("$ROOT/seg2track_msgs")
+  sources=(seg2track_msgs fallback)
+fi
 if has_vision_msgs; then
   log "vision_msgs found: using it (the fallback is not built)"
   rm -rf "$ROOT/install/vision_msgs" "$ROOT/build/vision_msgs"
@@ -146,8 +168,7 @@ else
 fi
 build_inputs=$(
   cd "$ROOT"
-  find package.xml setup.py setup.cfg resource launch config seg2track_msgs fallback \
-    -type f -not -name '*.pyc' -print0 2>/dev/null | sort -z | xargs -0 sha256sum
+  find "${sources[@]}" -type f -not -name '*.pyc' -print0 2>/dev/null | sort -z | xargs -0 sha256sum
 )
 build_hash=$(hash_of "$deps_hash" "${base_paths[@]}" "$build_inputs")
 if ! stamp_ok colcon "$build_hash" || [[ ! -d "$ROOT/install/seg2track_msgs" ]]; then
@@ -165,4 +186,8 @@ if ! stamp_ok colcon "$build_hash" || [[ ! -d "$ROOT/install/seg2track_msgs" ]];
   stamp_set colcon "$build_hash"
 fi
 
-log "done. Use it with:  source env.sh"
+if [[ "$INTERFACES_ONLY" == 1 ]]; then
+  log "done: the interfaces for Python $py_ver are in ${ROOT}/install"
+else
+  log "done. Use it with:  source env.sh"
+fi

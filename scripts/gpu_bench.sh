@@ -13,6 +13,8 @@
 #   memory    memory vs sequence length (5 objects)
 #   latency   image -> tracks latency through tracker_node over ROS 2 (Fast DDS)
 #   host      host overhead (SAM 2 at a tiny input size)
+#   profile   torch.profiler of Tracker.step, PROFILE_OBJECTS objects per model, compile off
+#             (seg2track_ros.bench.profile): $OUT/profile_MODEL.txt
 #   all       each of the above but check, one after the other
 # (the sections are those `seg2track bench --skip` names: a new one is a phase too).
 # Each phase is one `seg2track bench` command that skips every other section, run in a
@@ -28,8 +30,8 @@
 # Environment (defaults in brackets): DEVICE [cuda], IMAGE_SIZE [1024], MODE [full],
 # COMPILE for speed [both], OBJECTS ["1 2 5 10 20 50"], LENGTHS
 # ["50 100 200 500 1000 2000"], FRAMES [the mode's], BENCH_ARGS [none: more arguments
-# for every `seg2track bench`], CHECK_IMAGE_SIZE [256], BUDGET_S [540], PYTHON [python3],
-# WHEELS [.whl], SITE [/tmp/site], ROS_PREFIX [/tmp/ros], OUT [/tmp/seg2track_gpu_out],
+# for every `seg2track bench`], CHECK_IMAGE_SIZE [256], PROFILE_OBJECTS [20],
+# BUDGET_S [540], PYTHON [python3], WHEELS [.whl], SITE [/tmp/site], ROS_PREFIX [/tmp/ros], OUT [/tmp/seg2track_gpu_out],
 # ROS_AUTOMATIC_DISCOVERY_RANGE [LOCALHOST]. A dry run of the logic on a CPU machine:
 # DEVICE=cpu IMAGE_SIZE=128 MODE=quick COMPILE=off PYTHON=... WHEELS=...
 set -uo pipefail
@@ -47,6 +49,7 @@ LENGTHS="${LENGTHS:-50 100 200 500 1000 2000}"
 FRAMES="${FRAMES:-}"
 BENCH_ARGS="${BENCH_ARGS:-}"
 CHECK_IMAGE_SIZE="${CHECK_IMAGE_SIZE:-256}"
+PROFILE_OBJECTS="${PROFILE_OBJECTS:-20}"
 BUDGET_S="${BUDGET_S:-540}"
 MIN_PHASE_S="${MIN_PHASE_S:-45}"
 SITE="${SITE:-/tmp/site}"
@@ -138,7 +141,7 @@ for arg in "$@"; do
   [[ "$arg" == *:* ]] && models="${arg#*:}"
   if [[ "$phase" == all ]]; then
     for section in "${SECTIONS[@]}"; do PHASES+=("$section:$models"); done
-  elif [[ "$phase" == check ]] || printf '%s\n' "${SECTIONS[@]}" | grep -qx "$phase"; then
+  elif [[ "$phase" == check || "$phase" == profile ]] || printf '%s\n' "${SECTIONS[@]}" | grep -qx "$phase"; then
     PHASES+=("$phase:$models")
   else
     fail "unknown phase '$arg': check, all or one of: ${SECTIONS[*]} (PHASE:MODEL,MODEL)"
@@ -256,6 +259,21 @@ print("imports ok: sam2", sam2.__file__)' || status=1
         --device "$DEVICE" --models tiny --image-size "$CHECK_IMAGE_SIZE" --skip "${quick_skip[@]}") \
         || { say "check: quick run FAILED"; status=1; }
       rm -rf "$scratch"
+      ;;
+    profile)
+      for model in "${model_list[@]}"; do
+        left=$((BUDGET_S - SECONDS))
+        if ((left < MIN_PHASE_S)); then
+          say "SKIPPED profile $model: ${left}s of BUDGET_S=$BUDGET_S left"
+          status=1
+          continue
+        fi
+        say "profile $model: $PROFILE_OBJECTS objects at $IMAGE_SIZE px (timeout ${left}s)"
+        timeout -k 10 "$left" "$PYTHON" -m seg2track_ros.bench.profile --model "$model" \
+          --image-size "$IMAGE_SIZE" --objects "$PROFILE_OBJECTS" --device "$DEVICE" \
+          >"$OUT/profile_$model.txt" || { say "profile $model: FAILED"; status=1; }
+        sed -n '1,/^operators/p' "$OUT/profile_$model.txt"
+      done
       ;;
     speed)
       # shellcheck disable=SC2086  # OBJECTS is a list of numbers

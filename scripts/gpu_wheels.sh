@@ -14,16 +14,24 @@
 #                  `pip install --prefix /tmp/ros`: these wheels keep their Python packages
 #                  and shared libraries in the wheel's data folder (prefix/lib/...), which
 #                  `pip install --target` would drop
-#   .whl/overlay/  seg2track_msgs and the vision_msgs fallback as built here by
-#                  `make env` (colcon install/, runtime files only). Their Python
-#                  extensions carry no Python version in their names and use only the C
-#                  API that 3.11 and 3.12 share, so the 3.11 build is carried as it is
-#                  (an assumption until seen: gpu_bench.sh's check phase tests it).
+#   .whl/overlay/  seg2track_msgs and the vision_msgs fallback, colcon-built for CPython
+#                  $PY_VERSION (install/<pkg>/{lib,share}, runtime files only). Their rosidl
+#                  Python extensions are built per Python version (a 3.11 build aborts
+#                  under 3.12 in PyUnicode_IS_ASCII). When .venv's Python is $PY_VERSION
+#                  they come from `make env`'s install/; otherwise scripts/bootstrap.sh
+#                  builds them (INTERFACES_ONLY=1) with a python$PY_VERSION found here, in a
+#                  copy of the interface sources under $OVERLAY_CACHE: its own venv with the
+#                  ROS 2 wheels at .venv's versions, build/ and install/ (kept: a second
+#                  run rebuilds only what changed).
 #
-# Needs the project environment (`make env`: .venv/ and install/). Run from anywhere:
+# Needs the project environment (`make env`: .venv/ and install/) and, unless .venv is
+# Python $PY_VERSION, a CPython $PY_VERSION (python$PY_VERSION on PATH, a pyenv version, or
+# OVERLAY_PYTHON) and network access for its ROS 2 wheels. Run from anywhere:
 #   bash scripts/gpu_wheels.sh
 # Environment: PY_VERSION (default 3.12, the GPU machine's), WHEELS (default <repo>/.whl),
-# ROS_DISTRO (default jazzy).
+# ROS_DISTRO (default jazzy), OVERLAY_PYTHON (the interpreter for the overlay build;
+# default: found as above), OVERLAY_CACHE (default <repo>/.cache/gpu_overlay_py$PY_VERSION,
+# git-ignored; delete it to rebuild from scratch).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,14 +41,54 @@ WHEELS="${WHEELS:-$ROOT/.whl}"
 ROS_DISTRO="${ROS_DISTRO:-jazzy}"
 PY="$ROOT/.venv/bin/python"
 CPTAG="cp${PY_VERSION/./}"
+OVERLAY_CACHE="${OVERLAY_CACHE:-$ROOT/.cache/gpu_overlay_py$PY_VERSION}"
+INTERFACES=(seg2track_msgs vision_msgs)
 
 log() { printf '\033[1m[gpu_wheels]\033[0m %s\n' "$*"; }
 die() { printf '[gpu_wheels] error: %s\n' "$*" >&2; exit 1; }
 
 [[ -x "$PY" ]] || die "no .venv here: run 'make env' first"
-for pkg in seg2track_msgs vision_msgs; do
-  [[ -d "$ROOT/install/$pkg/lib" ]] || die "install/$pkg missing: run 'make env' first"
-done
+
+is_python() { # is_python CMD: CMD runs and is CPython $PY_VERSION
+  "$1" -c "import platform, sys
+sys.exit(platform.python_implementation() != 'CPython'
+         or '%d.%d' % sys.version_info[:2] != '$PY_VERSION')" >/dev/null 2>&1
+}
+find_python() { # the absolute path of a CPython $PY_VERSION, or failure
+  local cand
+  local -a cands
+  if [[ -n "${OVERLAY_PYTHON:-}" ]]; then
+    cands=("$OVERLAY_PYTHON")
+  else
+    # python$PY_VERSION on PATH (a pyenv shim fails unless that version is selected),
+    # then pyenv's installed $PY_VERSION.x, newest first
+    cands=("python$PY_VERSION")
+    mapfile -t -O 1 cands < <(
+      printf '%s\n' "${PYENV_ROOT:-$HOME/.pyenv}/versions/$PY_VERSION".*/bin/"python$PY_VERSION" \
+        | sort -rV
+    )
+  fi
+  for cand in "${cands[@]}"; do
+    if is_python "$cand"; then
+      "$cand" -c 'import sys; print(sys.executable)'
+      return 0
+    fi
+  done
+  return 1
+}
+# The overlay's rosidl extensions must be built by the GPU machine's Python version.
+venv_version=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+OVERLAY_PY=""
+if [[ "$venv_version" != "$PY_VERSION" ]]; then
+  OVERLAY_PY=$(find_python) || die "no CPython $PY_VERSION for the overlay: .venv is" \
+    "Python $venv_version, and the rosidl extensions of seg2track_msgs and vision_msgs only" \
+    "import under the Python they were built for. Install one (e.g. 'pyenv install" \
+    "$PY_VERSION') or name it: OVERLAY_PYTHON=/path/to/python$PY_VERSION"
+else
+  for pkg in "${INTERFACES[@]}"; do
+    [[ -d "$ROOT/install/$pkg/lib" ]] || die "install/$pkg missing: run 'make env' first"
+  done
+fi
 
 # Pure-Python packages: `pip wheel` takes the published py3 wheel or builds one from the
 # sdist (antlr4-python3-runtime 4.9.3 has only an sdist). Versions: those of .venv, which
@@ -148,15 +196,54 @@ done
 dups=$(for whl in "$STAGE"/ros/*.whl "$STAGE"/py/*.whl; do normalize "$whl"; done | sort | uniq -d)
 [[ -z "$dups" ]] || die "two versions of: $dups"
 
-# --- 4. our interfaces, as colcon built them here ----------------------------------------
-for pkg in seg2track_msgs vision_msgs; do
+# --- 4. our interfaces, colcon-built for CPython $PY_VERSION ------------------------------
+overlay_install="$ROOT/install"
+overlay_python="$PY"
+if [[ -n "$OVERLAY_PY" ]]; then
+  # bootstrap.sh in a copy of the interface sources (the working tree's, uncommitted edits
+  # included), with its own .venv, build/, install/ and log/ there.
+  log "building the overlay for Python $PY_VERSION with $OVERLAY_PY in $OVERLAY_CACHE"
+  started=$SECONDS
+  mkdir -p "$OVERLAY_CACHE"
+  rm -rf "$OVERLAY_CACHE/scripts" "$OVERLAY_CACHE/seg2track_msgs" "$OVERLAY_CACHE/fallback"
+  while IFS= read -r -d '' file; do
+    if [[ -f "$file" ]]; then cp --parents -p "$file" "$OVERLAY_CACHE/"; fi
+  done < <(git ls-files -z --cached --others --exclude-standard -- \
+    scripts/bootstrap.sh seg2track_msgs fallback)
+  # The ROS 2 wheels at .venv's versions: those .whl/ros carries for the runtime.
+  "$PY" -m pip list --disable-pip-version-check --format=freeze 2>/dev/null \
+    | grep -i '^ros-' >"$STAGE/constraints.txt" || die "no ROS 2 wheels in .venv"
+  if ! cmp -s "$STAGE/constraints.txt" "$OVERLAY_CACHE/constraints.txt"; then
+    cp "$STAGE/constraints.txt" "$OVERLAY_CACHE/constraints.txt"
+    rm -f "$OVERLAY_CACHE/.venv/.seg2track/pip" # bootstrap.sh reinstalls with them
+  fi
+  # PIP_CONSTRAINT replaces pip's configured constraint files: name those too.
+  pip_constraints="${PIP_CONSTRAINT:-$(
+    "$PY" -m pip config list 2>/dev/null | sed -n "s/^[^:][^=]*\.constraint='\(.*\)'$/\1/p"
+  )}"
+  # A clean environment: nothing of .venv's (env.sh) or a sourced ROS 2 may leak in.
+  (
+    cd "$OVERLAY_CACHE"
+    quiet env -u VIRTUAL_ENV -u PYTHONPATH -u PYTHONHOME -u AMENT_PREFIX_PATH -u CMAKE_PREFIX_PATH \
+      -u COLCON_PREFIX_PATH -u LD_LIBRARY_PATH -u _ROS_WHEELS_BOOTSTRAP_COMPLETE \
+      PIP_CONSTRAINT="${pip_constraints:+$pip_constraints }$OVERLAY_CACHE/constraints.txt" \
+      INTERFACES_ONLY=1 PYTHON="$OVERLAY_PY" ROS_DISTRO="$ROS_DISTRO" \
+      bash scripts/bootstrap.sh
+  ) || die "building the overlay for Python $PY_VERSION failed (logs: $OVERLAY_CACHE/log)"
+  log "overlay build: $((SECONDS - started)) s"
+  overlay_install="$OVERLAY_CACHE/install"
+  overlay_python="$OVERLAY_CACHE/.venv/bin/python"
+fi
+for pkg in "${INTERFACES[@]}"; do
+  [[ -d "$overlay_install/$pkg/lib/python$PY_VERSION/site-packages/$pkg" ]] \
+    || die "$overlay_install/$pkg holds no Python $PY_VERSION build"
   mkdir -p "$STAGE/overlay/$pkg"
-  cp -a "$ROOT/install/$pkg/lib" "$ROOT/install/$pkg/share" "$STAGE/overlay/$pkg/"
+  cp -a "$overlay_install/$pkg/lib" "$overlay_install/$pkg/share" "$STAGE/overlay/$pkg/"
   rm -rf "$STAGE/overlay/$pkg/share/$pkg/cmake"
   find "$STAGE/overlay/$pkg" -name __pycache__ -prune -exec rm -rf {} +
 done
-log "overlay: seg2track_msgs, vision_msgs (built here with $(
-  "$PY" -c 'import platform; print("Python " + platform.python_version())'))"
+log "overlay: ${INTERFACES[*]} (built here with $(
+  "$overlay_python" -c 'import platform; print("Python " + platform.python_version())'))"
 
 # --- 5. swap in, sizes ---------------------------------------------------------------------
 rm -rf "$WHEELS"

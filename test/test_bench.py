@@ -59,3 +59,24 @@ def test_host_overhead_measures_an_older_commit_beside_this_tree():
     assert "| 2 | before (HEAD) |" in table and "- 80x48: 2: " in table
     with pytest.raises(HostBenchError, match="no-such-ref"):
         measure_host_overhead([1], 1, 0, "tiny", 64, "cpu", before="no-such-ref", progress=str)
+
+
+def test_profile_names_the_sam2_parts_and_the_operators(capsys):
+    from seg2track_ros.bench import profile
+
+    args = "--model tiny --image-size 64 --objects 2 --frames 2 --warmup 1 --device cpu"
+    assert profile.main(args.split()) == 0
+    out = capsys.readouterr().out
+    assert "2 objects, cpu, compile off; 2 profiled frames after 1 warm-up" in out
+    for part in ("memory_attention", "sam_heads", "memory_encoder"):
+        # once per frame each: propagate's attention and heads, finish_frame's encoder
+        line = next(x for x in out.splitlines() if f"seg2track::{part}: " in x)
+        assert line.endswith("ms per frame (1 calls)"), line
+    assert "aten::" in out and "Self CPU time total" in out
+
+
+def test_profile_rejects_no_objects():
+    from seg2track_ros.bench import profile
+
+    with pytest.raises(SystemExit):
+        profile.main(["--objects", "0", "--device", "cpu"])

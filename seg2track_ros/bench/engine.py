@@ -5,7 +5,7 @@ random weights with the same seed: speed and memory do not depend on the weights
 the same objects (boxes on frame 0). The baseline is sam2's `SAM2VideoPredictor`, the
 official multi-object path: it loads the whole video, runs objects one after another
 and keeps every frame's state. Ours is `Tracker.step` with the streaming segmenter, so
-it also pays for track management and the host copy of the masks. Both get the
+it also pays for track management and the host copy of the label image. Both get the
 objects' boxes on frame 0 only.
 """
 

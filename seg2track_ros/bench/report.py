@@ -215,8 +215,9 @@ def write_section(
             "### Per-frame time vs number of objects",
             "",
             f"Same process, same frames; median and p95 over {speed[0].frames} frames after"
-            " warm-up. Ours is a full `Tracker.step` (also track management and the host copy"
-            f" of the masks); the baseline is `{speed[0].baseline}.propagate_in_video`.",
+            " warm-up. Ours is a full `Tracker.step` (also track management and the host"
+            " copy of the frame's label image); the baseline is"
+            f" `{speed[0].baseline}.propagate_in_video`.",
             "",
             speed_table(speed),
             "",

@@ -141,6 +141,16 @@ class Sam2StreamSegmenter(Segmenter):
                 torch.compile(fn, backend=compile_backend, dynamic=False)
                 for fn in (self._attend, self._heads, self._encode_memory)
             )
+        # Named ranges for torch.profiler (seg2track_ros.bench.profile): what each of
+        # the three costs inside a phase. Nearly free when no profiler runs.
+        self._attend, self._heads, self._encode_memory = (
+            _profiler_range(name, fn)
+            for name, fn in (
+                ("seg2track::memory_attention", self._attend),
+                ("seg2track::sam_heads", self._heads),
+                ("seg2track::memory_encoder", self._encode_memory),
+            )
+        )
 
     # ------------------------------------------------------------------ Segmenter API
     @torch.inference_mode()
@@ -554,6 +564,14 @@ def bucket_size(count: int) -> int:
             return size
     step = BATCH_BUCKETS[-1]
     return -(-count // step) * step
+
+
+def _profiler_range(name: str, fn):
+    def ranged(*args, **kwargs):
+        with torch.profiler.record_function(name):
+            return fn(*args, **kwargs)
+
+    return ranged
 
 
 def _pad_rows(tensor: torch.Tensor, size: int) -> torch.Tensor:
