@@ -109,10 +109,11 @@ def build_segmenter(config: SegmenterConfig):
     model = model.to(device).eval()
     if config.compile:
         # The image encoder dominates a frame with few objects; compiling it is what
-        # sam2's own VOS-optimised predictor does. The per-object heads are compiled by
-        # the segmenter over bucketed, padded object batches.
+        # sam2's own VOS-optimised predictor does. Default mode, not its max-autotune:
+        # on an H100 autotuning the encoder alone took over 6 minutes. The per-object
+        # heads are compiled by the segmenter over bucketed, padded object batches.
         model.image_encoder.forward = torch.compile(
-            model.image_encoder.forward, mode="max-autotune", fullgraph=True, dynamic=False
+            model.image_encoder.forward, fullgraph=True, dynamic=False
         )
     return Sam2StreamSegmenter(
         model,
