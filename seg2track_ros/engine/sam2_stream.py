@@ -423,16 +423,15 @@ class Sam2StreamSegmenter(Segmenter):
                 ],
                 dim=1,
             )
-        vision = [f.expand(-1, batch, -1) for f in features.vision_feats[-1:]]
-        vision_pos = [p.expand(-1, batch, -1) for p in features.vision_pos[-1:]]
         attended = self._attend(
             model.memory_attention,
-            curr=vision[0],
-            curr_pos=vision_pos[0],
+            curr=features.vision_feats[-1],
+            curr_pos=features.vision_pos[-1],
             memory=memory,
             memory_pos=memory_pos,
             num_obj_ptr_tokens=pointer_tokens,
             key_mask=key_mask,
+            batch=batch,
         )
         attended = attended.permute(1, 2, 0).reshape(batch, hidden_dim, height, width)
         return attended[:count]
@@ -644,11 +643,16 @@ def _masked_memory_attention(
     memory_pos: torch.Tensor,
     num_obj_ptr_tokens: int,
     key_mask: torch.Tensor | None,
+    batch: int,
 ) -> torch.Tensor:
     """sam2's MemoryAttention forward with a key-padding mask in the cross-attention.
 
-    Inputs are sequence-first (L, B, C) as in sam2; key_mask is (B, L_memory) bool, True
-    for real memory tokens, or None when nothing is padded. Returns (L, B, C).
+    ``curr``/``curr_pos`` are the frame's features for one object, (L, 1, C): every
+    object starts from the same image features, so the first layer's self-attention and
+    cross-attention queries are computed once and shared by the ``batch`` objects.
+    ``memory``/``memory_pos`` are (L_memory, batch, C_memory), sequence-first as in sam2;
+    key_mask is (batch, L_memory) bool, True for real memory tokens, or None when
+    nothing is padded. Returns (L, batch, C).
     """
     output = curr
     if attention.pos_enc_at_input and curr_pos is not None:
@@ -656,21 +660,34 @@ def _masked_memory_attention(
     if attention.batch_first:
         output, curr_pos = output.transpose(0, 1), curr_pos.transpose(0, 1)
         memory, memory_pos = memory.transpose(0, 1), memory_pos.transpose(0, 1)
+    # The same for every layer: made contiguous once instead of by each projection.
+    memory = memory.contiguous()
+    memory_with_pos = memory + memory_pos
     attn_mask = None if key_mask is None else key_mask[:, None, None, :]
+    batch_dim = 0 if attention.batch_first else 1
     for layer in attention.layers:
+        # Until the first cross-attention, every object's state is the same (one row).
         output = layer._forward_sa(output, curr_pos)
         normed = layer.norm2(output)
         query = normed + curr_pos if layer.pos_enc_at_cross_attn_queries else normed
-        keys = memory + memory_pos if layer.pos_enc_at_cross_attn_keys else memory
+        keys = memory_with_pos if layer.pos_enc_at_cross_attn_keys else memory
         attended = _rope_cross_attention(
-            layer.cross_attn_image, query, keys, memory, num_obj_ptr_tokens, attn_mask
+            layer.cross_attn_image,
+            query,
+            keys,
+            memory,
+            num_obj_ptr_tokens,
+            attn_mask,
+            batch,
         )
-        output = output + layer.dropout2(attended)
+        output = output + layer.dropout2(attended)  # broadcasts the shared row to the batch
         normed = layer.norm3(output)
         output = output + layer.dropout3(
             layer.linear2(layer.dropout(layer.activation(layer.linear1(normed))))
         )
     output = attention.norm(output)
+    if output.shape[batch_dim] != batch:  # no layers: nothing made the objects differ
+        output = output.expand(*[batch if d == batch_dim else -1 for d in range(3)])
     if attention.batch_first:
         output = output.transpose(0, 1)
     return output
@@ -683,8 +700,13 @@ def _rope_cross_attention(
     v: torch.Tensor,
     num_k_exclude_rope: int,
     attn_mask: torch.Tensor | None,
+    batch: int,
 ) -> torch.Tensor:
-    """sam2's RoPEAttention forward, plus an attention mask for padded keys."""
+    """sam2's RoPEAttention forward, plus an attention mask for padded keys.
+
+    Inputs are batch-first; ``q`` may hold one row shared by all ``batch`` objects
+    (it is projected and rotated once, then broadcast).
+    """
     from sam2.modeling.position_encoding import apply_rotary_enc
 
     q = attn._separate_heads(attn.q_proj(q), attn.num_heads)
@@ -698,5 +720,7 @@ def _rope_cross_attention(
         q, k[:, :, :num_k_rope], freqs_cis=attn.freqs_cis, repeat_freqs_k=attn.rope_k_repeat
     )
     k = torch.cat([k_rope, k[:, :, num_k_rope:]], dim=2)
+    if q.shape[0] != batch:
+        q = q.expand(batch, -1, -1, -1)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
     return attn.out_proj(attn._recombine_heads(out))
