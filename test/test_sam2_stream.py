@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 from sam2.build_sam import build_sam2_video_predictor
 
+from seg2track_ros.engine.config import CPU_OBJECTS_PER_CALL, ConfigError
 from seg2track_ros.engine.sam2_model import build_sam2_model
 from seg2track_ros.engine.sam2_stream import Sam2StreamSegmenter
 from seg2track_ros.engine.types import InvalidInputError
@@ -241,6 +244,13 @@ def test_build_segmenter_from_config(tmp_path, caplog):
         )
     assert "RANDOM WEIGHTS" in caplog.text
     assert segmenter.image_size == 64 and segmenter.device.type == "cpu"
+    # objects_per_call 0 is automatic: a few objects per call on the CPU
+    assert segmenter.objects_per_call == CPU_OBJECTS_PER_CALL
+    three = SegmenterConfig(model="tiny", checkpoint="random", device="cpu", image_size=64)
+    three = dataclasses.replace(three, objects_per_call=3)
+    assert build_segmenter(three).objects_per_call == 3
+    with pytest.raises(ConfigError, match="objects_per_call"):
+        dataclasses.replace(three, objects_per_call=-1).validate()
     # a checkpoint the test saves loads and gives the same outputs
     path = tmp_path / "tiny.pt"
     torch.save({"model": segmenter.model.state_dict()}, path)
@@ -275,17 +285,24 @@ def test_random_weights_are_the_same_in_every_build():
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
-def test_bucketed_padding_equals_the_unpadded_batch(tiny128):
-    """Batches padded to 1, 2, 4, 8 objects and memory padded to its static maximum give
-    the unpadded batch's outputs: objects added and re-prompted midstream, a removal and
-    a neutralised memory."""
+@pytest.mark.parametrize(
+    "options",
+    [{"bucket_batches": True}, {"objects_per_call": 2}, {"objects_per_call": 4}],
+    ids=["bucketed", "2-per-call", "4-per-call-bucketed"],
+)
+def test_padded_or_split_batches_equal_the_plain_batch(tiny128, options):
+    """Batches padded to 1, 2, 4, 8 objects with memory padded to its static maximum, and
+    batches split into calls of at most 2 or 4 objects, give the plain batch's outputs:
+    objects added and re-prompted midstream, a removal and a neutralised memory."""
     size, objects = 128, 6
     frames = _scene(size, 9, objects, seed=5)
     boxes = _boxes(size, objects)
     prompts = {0: [1, 2, 3], 2: [4, 5, 6], 4: [2], 6: [1, 5]}
     args = (frames, boxes, prompts, {3: 5}, {3: [6]})
     plain = _scenario(Sam2StreamSegmenter(tiny128), *args)
-    padded_segmenter = Sam2StreamSegmenter(tiny128, bucket_batches=True)
+    if options.get("objects_per_call") == 4:
+        options = {**options, "bucket_batches": True}
+    padded_segmenter = Sam2StreamSegmenter(tiny128, **options)
     padded = _scenario(padded_segmenter, *args)
     assert padded.keys() == plain.keys()
     for key, (logits, masks, score, logit) in padded.items():

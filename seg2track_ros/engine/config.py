@@ -183,6 +183,10 @@ class SegmenterConfig:
     # object pointers attended to (SAM 2 uses up to 16).
     max_conditioning_frames: int = 4
     max_object_pointers: int = 16
+    # At most this many objects per SAM 2 call (memory attention, mask decoder, memory
+    # encoder); 0 = auto: all objects in one call on CUDA, CPU_OBJECTS_PER_CALL on the
+    # CPU, where smaller calls keep their keys and values in cache.
+    objects_per_call: int = 0
 
     def validate(self) -> SegmenterConfig:
         if self.model not in MODEL_SIZES:
@@ -204,10 +208,14 @@ class SegmenterConfig:
             raise ConfigError("max_conditioning_frames must be an integer >= 1")
         if not (isinstance(self.max_object_pointers, int) and 1 <= self.max_object_pointers <= 64):
             raise ConfigError("max_object_pointers must be an integer in [1, 64]")
+        if not (isinstance(self.objects_per_call, int) and 0 <= self.objects_per_call <= 1024):
+            raise ConfigError("objects_per_call must be an integer in [0, 1024] (0: auto)")
         return self
 
 
 MODEL_SIZES = ("tiny", "small", "base_plus", "large")
+# objects_per_call's automatic value on the CPU (see BENCHMARKS.md, CPU section).
+CPU_OBJECTS_PER_CALL = 8
 
 
 @dataclass(frozen=True)

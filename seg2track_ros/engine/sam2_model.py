@@ -12,7 +12,12 @@ import logging
 
 import torch
 
-from seg2track_ros.engine.config import MODEL_SIZES, ConfigError, SegmenterConfig
+from seg2track_ros.engine.config import (
+    CPU_OBJECTS_PER_CALL,
+    MODEL_SIZES,
+    ConfigError,
+    SegmenterConfig,
+)
 
 _LOG = logging.getLogger(__name__)
 
@@ -121,4 +126,12 @@ def build_segmenter(config: SegmenterConfig):
         max_object_pointers=config.max_object_pointers,
         bf16=config.bf16,
         compile_backend="inductor" if config.compile else None,
+        objects_per_call=_objects_per_call(config.objects_per_call, device),
     )
+
+
+def _objects_per_call(configured: int, device: torch.device) -> int | None:
+    """SegmenterConfig.objects_per_call resolved for ``device`` (None: all at once)."""
+    if configured > 0:
+        return configured
+    return CPU_OBJECTS_PER_CALL if device.type == "cpu" else None

@@ -92,6 +92,7 @@ class Sam2StreamSegmenter(Segmenter):
         bf16: bool = True,
         bucket_batches: bool = False,
         compile_backend: str | None = None,
+        objects_per_call: int | None = None,
     ) -> None:
         self.model = model
         self.device = model.device
@@ -121,6 +122,12 @@ class Sam2StreamSegmenter(Segmenter):
         # the most frames and pointers an object can hold, so a compiled step never
         # sees a new shape while objects come and go (one compilation per bucket).
         self.bucket_batches = bool(bucket_batches or compile_backend)
+        # At most this many objects per memory-attention, mask-decoder and memory-encoder
+        # call (None: all at once). On a CPU, smaller batches keep each call's keys and
+        # values in cache; on a GPU, one call over every object is fastest.
+        if objects_per_call is not None and objects_per_call < 1:
+            raise ValueError(f"objects_per_call must be >= 1 or None, got {objects_per_call}")
+        self.objects_per_call = objects_per_call
         self._max_memory_frames = self.max_conditioning_frames + self.num_maskmem - 1
         self._max_pointers = self.max_conditioning_frames + self.max_object_pointers - 1
         self._attend, self._heads, self._encode_memory = (
@@ -187,9 +194,12 @@ class Sam2StreamSegmenter(Segmenter):
         ids = [i for i, memory in self._objects.items() if memory.conditioning]
         if not ids:
             return self._empty_output()
+        parts = []
         with self._autocast():
-            pix_feat = self._memory_conditioned_features(features, ids)
-            outputs = self._decode(features, ids, pix_feat, None, None, is_initial=False)
+            for chunk in self._chunks(ids):
+                pix_feat = self._memory_conditioned_features(features, chunk)
+                parts.append(self._decode(features, chunk, pix_feat, None, None, is_initial=False))
+        outputs = _concat_outputs(parts) if len(parts) > 1 else parts[0]
         self._record(outputs)
         return self._to_segment_output(outputs)
 
@@ -210,21 +220,21 @@ class Sam2StreamSegmenter(Segmenter):
         known = [k for k, i in enumerate(ids) if self._has_memory(i)]
         parts: list[_FrameOutputs] = []
         with self._autocast():
-            if new:
-                new_ids = [ids[k] for k in new]
+            for chunk in self._chunks(new):
+                new_ids = [ids[k] for k in chunk]
                 pix_feat = self._initial_features(features, len(new_ids))
                 parts.append(
-                    self._decode(features, new_ids, pix_feat, boxes[new], None, is_initial=True)
+                    self._decode(features, new_ids, pix_feat, boxes[chunk], None, is_initial=True)
                 )
-            if known:
-                known_ids = [ids[k] for k in known]
+            for chunk in self._chunks(known):
+                known_ids = [ids[k] for k in chunk]
                 pix_feat = self._memory_conditioned_features(features, known_ids)
                 # As in sam2's predictor, prompting a frame that already has an output
                 # for the object also feeds that output's logits as the mask prompt.
                 previous = self._previous_logits(known_ids)
                 parts.append(
                     self._decode(
-                        features, known_ids, pix_feat, boxes[known], previous, is_initial=False
+                        features, known_ids, pix_feat, boxes[chunk], previous, is_initial=False
                     )
                 )
         for part in parts:
@@ -263,19 +273,23 @@ class Sam2StreamSegmenter(Segmenter):
             if getattr(self.model, "no_obj_ptr", None) is not None:
                 no_pointer = self.model.no_obj_ptr.to(pointers.dtype).expand_as(pointers)
                 pointers = torch.where(hidden.view(-1, 1), no_pointer, pointers)
-        size = self._batch_size(len(ids))
-        vision = [f.expand(-1, size, -1) for f in features.vision_feats[-1:]]
-        with self._autocast():
-            memory_features, pos_enc = self._encode_memory(
-                current_vision_feats=vision,
-                feat_sizes=features.feat_sizes[-1:],
-                pred_masks_high_res=_pad_rows(high_res, size),
-                object_score_logits=_pad_rows(scores, size),
-                is_mask_from_pts=False,
-            )
-        if self._maskmem_pos_enc is None:
-            self._maskmem_pos_enc = pos_enc[-1][:1].clone()
-        memory_features = memory_features[: len(ids)].to(torch.bfloat16)
+        encoded = []
+        for chunk in self._chunks(range(len(ids))):
+            start, stop = chunk[0], chunk[-1] + 1
+            size = self._batch_size(stop - start)
+            vision = [f.expand(-1, size, -1) for f in features.vision_feats[-1:]]
+            with self._autocast():
+                memory_features, pos_enc = self._encode_memory(
+                    current_vision_feats=vision,
+                    feat_sizes=features.feat_sizes[-1:],
+                    pred_masks_high_res=_pad_rows(high_res[start:stop], size),
+                    object_score_logits=_pad_rows(scores[start:stop], size),
+                    is_mask_from_pts=False,
+                )
+            encoded.append(memory_features[: stop - start].to(torch.bfloat16))
+            if self._maskmem_pos_enc is None:
+                self._maskmem_pos_enc = pos_enc[-1][:1].clone()
+        memory_features = torch.cat(encoded) if len(encoded) > 1 else encoded[0]
         for k, object_id in enumerate(ids):
             entry = _MemoryEntry(self._frame_index, memory_features[k].clone(), pointers[k].clone())
             self._store(object_id, entry, prompted=rows[k][0].prompted)
@@ -322,6 +336,12 @@ class Sam2StreamSegmenter(Segmenter):
         if self._features is None:
             raise RuntimeError("start_frame() must be called before this")
         return self._features
+
+    def _chunks(self, items: Sequence) -> list[list]:
+        """``items`` in runs of at most ``objects_per_call`` (one run when None)."""
+        items = list(items)
+        step = self.objects_per_call or max(len(items), 1)
+        return [items[start : start + step] for start in range(0, len(items), step)]
 
     def _batch_size(self, count: int) -> int:
         return bucket_size(count) if self.bucket_batches else count
