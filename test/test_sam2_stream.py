@@ -218,6 +218,55 @@ def test_neutralised_memory_forgets_the_frame(tiny128):
     assert not torch.equal(kept.pointer, hidden.pointer)
 
 
+def test_reprompt_reuses_the_frames_memory_attention(tiny128):
+    """A re-prompt after propagate() reuses that frame's memory-conditioned features:
+    memory attention runs once per object and frame, and gives what a fresh run gives."""
+    frames = _scene(128, 3, 3, seed=6)
+    boxes = _boxes(128, 3)
+    segmenter = Sam2StreamSegmenter(tiny128)
+    attended = []
+    attend = segmenter._attend
+    segmenter._attend = lambda *a, **kw: attended.append(kw["batch"]) or attend(*a, **kw)
+    segmenter.start_frame(frames[0])
+    segmenter.prompt([1, 2, 3], boxes)
+    segmenter.finish_frame()
+    segmenter.start_frame(frames[1])
+    segmenter.propagate()
+    with torch.inference_mode():
+        features = segmenter._conditioned_features(segmenter._features, [3, 1])
+    assert attended == [3]  # propagate: one call for the three objects
+    reprompted = segmenter.prompt([3, 1], boxes[[2, 0]])
+    assert attended == [3] and reprompted.object_ids == [3, 1]
+    with torch.inference_mode():
+        fresh = segmenter._memory_conditioned_features(segmenter._features, [3, 1])
+    torch.testing.assert_close(features, fresh, atol=1e-5, rtol=1e-5)
+
+
+def test_mask_prompt_kept_per_object(tiny128):
+    """Prompting objects of which only some have an output on this frame: those that
+    have one still get it as the mask prompt (as when each is prompted alone)."""
+    frames = _scene(128, 2, 2, seed=7)
+    boxes = _boxes(128, 2)
+
+    def run(prompt_together: bool) -> dict[int, torch.Tensor]:
+        segmenter = Sam2StreamSegmenter(tiny128)
+        segmenter.start_frame(frames[0])
+        segmenter.prompt([1, 2], boxes)
+        segmenter.finish_frame()
+        segmenter.start_frame(frames[1])  # no propagate(): no outputs yet
+        segmenter.prompt([1], boxes[:1])  # now object 1 has an output, object 2 not
+        if prompt_together:
+            segmenter.prompt([1, 2], boxes)
+        else:
+            segmenter.prompt([1], boxes[:1])
+            segmenter.prompt([2], boxes[1:])
+        return {i: segmenter.current_logits([i])[0] for i in (1, 2)}
+
+    together, alone = run(True), run(False)
+    for object_id in (1, 2):
+        torch.testing.assert_close(together[object_id], alone[object_id], atol=1e-4, rtol=1e-4)
+
+
 def test_original_resolution_and_bad_input(tiny128):
     segmenter = Sam2StreamSegmenter(tiny128)
     image = np.random.default_rng(5).integers(0, 255, (90, 160, 3), dtype=np.uint8)

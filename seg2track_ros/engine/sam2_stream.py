@@ -118,6 +118,9 @@ class Sam2StreamSegmenter(Segmenter):
         self._frame_size: tuple[int, int] | None = None
         self._features: _FrameFeatures | None = None
         self._outputs: dict[int, tuple[_FrameOutputs, int]] = {}
+        # This frame's memory-conditioned features per object, (C, h, w): a re-prompt
+        # after propagate() reuses them instead of running memory attention again.
+        self._conditioned: dict[int, torch.Tensor] = {}
         # Static shapes: object batches padded to a bucket size and memory padded to
         # the most frames and pointers an object can hold, so a compiled step never
         # sees a new shape while objects come and go (one compilation per bucket).
@@ -172,6 +175,7 @@ class Sam2StreamSegmenter(Segmenter):
         self._frame_index += 1
         self._frame_size = (height, width)
         self._outputs = {}
+        self._conditioned = {}
         pixels = torch.from_numpy(np.ascontiguousarray(image)).to(self.device, non_blocking=True)
         pixels = pixels.permute(2, 0, 1).unsqueeze(0).float() / 255.0
         if (height, width) != (self.image_size, self.image_size):
@@ -197,7 +201,7 @@ class Sam2StreamSegmenter(Segmenter):
         parts = []
         with self._autocast():
             for chunk in self._chunks(ids):
-                pix_feat = self._memory_conditioned_features(features, chunk)
+                pix_feat = self._conditioned_features(features, chunk)
                 parts.append(self._decode(features, chunk, pix_feat, None, None, is_initial=False))
         outputs = _concat_outputs(parts) if len(parts) > 1 else parts[0]
         self._record(outputs)
@@ -226,17 +230,21 @@ class Sam2StreamSegmenter(Segmenter):
                 parts.append(
                     self._decode(features, new_ids, pix_feat, boxes[chunk], None, is_initial=True)
                 )
-            for chunk in self._chunks(known):
-                known_ids = [ids[k] for k in chunk]
-                pix_feat = self._memory_conditioned_features(features, known_ids)
-                # As in sam2's predictor, prompting a frame that already has an output
-                # for the object also feeds that output's logits as the mask prompt.
-                previous = self._previous_logits(known_ids)
-                parts.append(
-                    self._decode(
-                        features, known_ids, pix_feat, boxes[chunk], previous, is_initial=False
+            # As in sam2's predictor, prompting a frame that already has an output for
+            # the object also feeds that output's logits as the mask prompt; objects
+            # without one (not propagated this frame) are decoded apart, without.
+            with_output = [k for k in known if ids[k] in self._outputs]
+            without_output = [k for k in known if ids[k] not in self._outputs]
+            for group in (with_output, without_output):
+                for chunk in self._chunks(group):
+                    known_ids = [ids[k] for k in chunk]
+                    pix_feat = self._conditioned_features(features, known_ids)
+                    previous = self._previous_logits(known_ids) if group is with_output else None
+                    parts.append(
+                        self._decode(
+                            features, known_ids, pix_feat, boxes[chunk], previous, is_initial=False
+                        )
                     )
-                )
         for part in parts:
             for object_id in part.object_ids:
                 self._objects.setdefault(object_id, _ObjectMemory())
@@ -248,6 +256,7 @@ class Sam2StreamSegmenter(Segmenter):
     @torch.inference_mode()
     def finish_frame(self, neutralise: Sequence[int] = ()) -> None:
         features = self._require_frame()
+        self._conditioned = {}
         if not self._outputs:
             return
         ids = list(self._outputs)
@@ -299,10 +308,12 @@ class Sam2StreamSegmenter(Segmenter):
         for object_id in object_ids:
             self._objects.pop(int(object_id), None)
             self._outputs.pop(int(object_id), None)
+            self._conditioned.pop(int(object_id), None)
 
     def reset(self) -> None:
         self._objects.clear()
         self._outputs = {}
+        self._conditioned = {}
 
     def memory_bytes(self) -> int:
         tensors = [t for memory in self._objects.values() for t in memory.tensors()]
@@ -475,15 +486,27 @@ class Sam2StreamSegmenter(Segmenter):
                 pointers.append((distance, entry.pointer))
         return frames, pointers
 
-    def _previous_logits(self, object_ids: list[int]) -> torch.Tensor | None:
+    def _previous_logits(self, object_ids: list[int]) -> torch.Tensor:
+        """This frame's logits of objects that all have an output, clamped as sam2 does."""
         rows = []
         for object_id in object_ids:
-            current = self._outputs.get(object_id)
-            if current is None:
-                return None
-            batch, row = current
+            batch, row = self._outputs[object_id]
             rows.append(batch.low_res_logits[row : row + 1])
         return torch.clamp(torch.cat(rows), -32.0, 32.0)
+
+    def _conditioned_features(
+        self, features: _FrameFeatures, object_ids: list[int]
+    ) -> torch.Tensor:
+        """(K, C, h, w) memory-conditioned features; computed once per object and frame
+        (memory only changes in finish_frame)."""
+        missing = [i for i in object_ids if i not in self._conditioned]
+        if missing:
+            computed = self._memory_conditioned_features(features, missing)
+            for row, object_id in enumerate(missing):
+                self._conditioned[object_id] = computed[row]
+        if missing == object_ids:
+            return computed
+        return torch.stack([self._conditioned[i] for i in object_ids])
 
     def _decode(
         self,
