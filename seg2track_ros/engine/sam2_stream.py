@@ -121,9 +121,9 @@ class Sam2StreamSegmenter(Segmenter):
         # This frame's memory-conditioned features per object, (C, h, w): a re-prompt
         # after propagate() reuses them instead of running memory attention again.
         self._conditioned: dict[int, torch.Tensor] = {}
-        # Static shapes: object batches padded to a bucket size and memory padded to
-        # the most frames and pointers an object can hold, so a compiled step never
-        # sees a new shape while objects come and go (one compilation per bucket).
+        # Static shapes for the compiled heads: object batches padded to a bucket size,
+        # so a compiled step never sees a new shape while objects come and go (one
+        # compilation per bucket).
         self.bucket_batches = bool(bucket_batches or compile_backend)
         # At most this many objects per memory-attention, mask-decoder and memory-encoder
         # call (None: all at once). On a CPU, smaller batches keep each call's keys and
@@ -131,25 +131,27 @@ class Sam2StreamSegmenter(Segmenter):
         if objects_per_call is not None and objects_per_call < 1:
             raise ValueError(f"objects_per_call must be >= 1 or None, got {objects_per_call}")
         self.objects_per_call = objects_per_call
-        self._max_memory_frames = self.max_conditioning_frames + self.num_maskmem - 1
-        self._max_pointers = self.max_conditioning_frames + self.max_object_pointers - 1
         self._attend, self._heads, self._encode_memory = (
             _masked_memory_attention,
             model._forward_sam_heads,
             model._encode_new_memory,
         )
         if compile_backend is not None:
-            # Memory attention, the mask decoder and the memory encoder, each over a
-            # padded object batch (dynamic=False: shapes are static per bucket). Each
-            # bucket and prompt kind (none, box, box + previous mask) is one graph: allow
-            # that many per function instead of dynamo's default of 8.
+            # The mask decoder and the memory encoder, each over a padded object batch
+            # (dynamic=False: shapes are static per bucket). Each bucket and prompt kind
+            # (none, box, box + previous mask) is one graph: allow that many per
+            # function instead of dynamo's default of 8. Memory attention stays eager:
+            # compiled over memory padded to its static maximum it took 97 ms per frame
+            # against 48 ms eager (H100, small, 20 objects; BENCHMARKS.md profiles), as
+            # padded keys need a masked attention kernel over more keys and inductor
+            # cannot generate RoPE's complex multiply.
             import torch._dynamo.config as dynamo_config
 
             graphs = 3 * (len(BATCH_BUCKETS) + 2)
             dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, graphs)
-            self._attend, self._heads, self._encode_memory = (
+            self._heads, self._encode_memory = (
                 torch.compile(fn, backend=compile_backend, dynamic=False)
-                for fn in (self._attend, self._heads, self._encode_memory)
+                for fn in (self._heads, self._encode_memory)
             )
         # Named ranges for torch.profiler (seg2track_ros.bench.profile): what each of
         # the three costs inside a phase. Nearly free when no profiler runs.
@@ -382,10 +384,11 @@ class Sam2StreamSegmenter(Segmenter):
     def _memory_conditioned_features(
         self, features: _FrameFeatures, object_ids: list[int]
     ) -> torch.Tensor:
-        """Batched memory attention for objects with memory; returns (K, C, h, w)."""
+        """Batched memory attention for objects with memory; returns (K, C, h, w).
+
+        Never padded to a bucket: attention runs eagerly (see __init__)."""
         model = self.model
-        count = len(object_ids)
-        batch = self._batch_size(count)
+        batch = len(object_ids)
         hidden_dim, mem_dim = model.hidden_dim, model.mem_dim
         height, width = features.feat_sizes[-1]
         tokens_per_frame = height * width
@@ -395,14 +398,8 @@ class Sam2StreamSegmenter(Segmenter):
             frames, pointers = self._attention_inputs(self._objects[object_id])
             frames_per_object.append(frames)
             pointers_per_object.append(pointers)
-        if batch > count:
-            # Padding objects repeat the first one (real keys: no fully masked rows).
-            frames_per_object += [frames_per_object[0]] * (batch - count)
-            pointers_per_object += [pointers_per_object[0]] * (batch - count)
         max_frames = max(len(f) for f in frames_per_object)
         max_pointers = max(len(p) for p in pointers_per_object)
-        if self.bucket_batches:
-            max_frames, max_pointers = self._max_memory_frames, self._max_pointers
         device = self.device
         pos_enc = self._maskmem_pos_enc.flatten(2).permute(2, 0, 1)  # (hw, 1, mem_dim)
 
@@ -446,7 +443,7 @@ class Sam2StreamSegmenter(Segmenter):
             (len(f), len(p)) for f, p in zip(frames_per_object, pointers_per_object, strict=True)
         }
         key_mask = None
-        if len(layouts) > 1 or self.bucket_batches:
+        if len(layouts) > 1:
             key_mask = torch.cat(
                 [
                     frame_valid.repeat_interleave(tokens_per_frame, dim=1),
@@ -465,7 +462,7 @@ class Sam2StreamSegmenter(Segmenter):
             batch=batch,
         )
         attended = attended.permute(1, 2, 0).reshape(batch, hidden_dim, height, width)
-        return attended[:count]
+        return attended
 
     def _attention_inputs(
         self, memory: _ObjectMemory
