@@ -18,6 +18,7 @@ import numpy as np
 from seg2track_ros.bench.engine import MemoryResult, SpeedResult
 from seg2track_ros.bench.host import HostResult, host_table
 from seg2track_ros.bench.latency import LatencyResult
+from seg2track_ros.engine.config import CPU_OBJECTS_PER_CALL
 from seg2track_ros.engine.tracker import PHASES
 
 
@@ -196,13 +197,17 @@ def write_section(
         " on frame 0 for both, then tracked by SAM 2 alone (ours holds exactly N tracks"
         " throughout: checked)"
     )
+    per_call = (
+        "all objects in one call" if on_gpu else f"at most {CPU_OBJECTS_PER_CALL} objects per call"
+    )
     parts = [
         f"## {info.key}: {title}",
         "",
         f"- Machine: {machine_description(info.device)}",
         f"- Model: SAM 2.1 {info.model} (random weights: speed and memory do not depend on"
         f" them), image_size {size}, {dtype}"
-        f"{', torch.compile' if info.compiled else ''}",
+        f"{', torch.compile' if info.compiled else ''}; ours runs {per_call}"
+        " (objects_per_call auto)",
         frames,
         f"- Command: `{info.command}`",
         "",
