@@ -13,7 +13,14 @@ from std_srvs.srv import Trigger
 
 from seg2track_ros.ros.conversions import rle_msg_to_mask
 
-from node_harness import RANDOM_WEIGHT_PARAMS, NodeUnderTest, image_msg, scene
+from node_harness import (
+    RANDOM_WEIGHT_PARAMS,
+    TRANSITIONS,
+    NodeUnderTest,
+    detections_msg,
+    image_msg,
+    scene,
+)
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +173,6 @@ def test_image_size_change_resets_the_tracks(lockstep):
     count = len(lockstep.received["tracks"])
     image = image_msg(np.zeros((40, 60, 3), np.uint8) + 90, 50_001)
     lockstep.images.publish(image)
-    from node_harness import detections_msg
-
     lockstep.detections.publish(detections_msg(image.header, [(5, 5, 30, 30)]))
     assert lockstep.spin_until(lambda: len(lockstep.received["tracks"]) > count)
     out = lockstep.received["tracks"][-1]
@@ -261,3 +266,40 @@ def test_lockstep_processes_every_frame_of_a_burst(lockstep):
     )
     stamps = [m.header.stamp.sec for m in lockstep.received["tracks"][count:]]
     assert stamps == list(range(80_000, 80_015)), stamps
+
+
+def test_lifecycle_cycles_keep_inputs_single_and_the_idle_node_quiet(ros_context):
+    """configure/activate/deactivate/cleanup cycles with frames while active, as a
+    lifecycle manager drives the executable: one subscription per input and one publisher
+    per output on the graph after every cycle, and no busy executor afterwards."""
+    node = NodeUnderTest(ros_context, {**RANDOM_WEIGHT_PARAMS, "mode": "lockstep"}, "cycled")
+    expected = {
+        "image": 1,
+        "detections": 1,
+        "tracks": 1,
+        "tracked_detections": 1,
+        "instance_labels": 1,
+        "diagnostics": 1,
+    }
+    try:
+        node.wait_active()
+        stamp = 1
+        for cycle in range(3):
+            assert node.send_and_wait(0, stamp_s=stamp).header.stamp.sec == stamp
+            stamp += 1
+            for name in ("deactivate", "cleanup", "configure", "activate"):
+                assert node.transition(TRANSITIONS[name]), f"{name} failed in cycle {cycle}"
+            assert node.spin_until(lambda: node.graph_counts() == expected, 10), (
+                f"cycle {cycle}: {node.graph_counts()}"
+            )
+        node.send_and_wait(1, stamp_s=stamp)
+        # A lone detections message (the case that used to leave the executor spinning).
+        node.detections.publish(detections_msg(image_msg(scene(0), stamp + 1).header, []))
+        node.spin_until(lambda: False, 1.0)
+        before, started = node.cpu_seconds(), time.monotonic()
+        node.spin_until(lambda: False, 3.0)
+        share = (node.cpu_seconds() - before) / (time.monotonic() - started)
+        assert share < 0.2, f"idle tracker_node used {share:.0%} of a core"
+        assert node.graph_counts() == expected
+    finally:
+        node.close()

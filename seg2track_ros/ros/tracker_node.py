@@ -99,9 +99,18 @@ class TrackerNode(LifecycleNode):
         self._outbox: queue.Queue = queue.Queue(maxsize=1)
         self._publisher: threading.Thread | None = None
         self._running = False
-        self._subscriptions = []
-        self._timers = []
-        self._publishers_made = False
+        # Never name these like rclpy's own lists (Node._subscriptions, _timers,
+        # _publishers, ...): assigning one replaces rclpy's list and destroy_* then
+        # skips entities (leaked subscriptions and timers, an idle node spinning).
+        self._image_subscription = None
+        self._detections_subscription = None
+        self._sync_timer = None
+        self._diagnostics_timer = None
+        self._tracks_pub = None
+        self._detections_pub = None
+        self._labels_pub = None
+        self._overlay_pub = None
+        self._diagnostics_pub = None
         self._sync: StampSynchronizer | None = None
         self._converter: ImageConverter | None = None
         self._last_stamp_ns: int | None = None
@@ -130,7 +139,6 @@ class TrackerNode(LifecycleNode):
             else None
         )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_QOS)
-        self._publishers_made = True
         self._converter = ImageConverter(max_pixels=settings.max_image_pixels)
         self._sync = StampSynchronizer(
             slop_ns=int(settings.sync_slop * 1e9),
@@ -168,6 +176,7 @@ class TrackerNode(LifecycleNode):
         """Subscriptions and timers live from configure to cleanup; while the node is not
         active their callbacks drop the input. (Destroying and re-creating them inside
         lifecycle transitions left rclpy's executor spinning on the GIL.)"""
+        self._destroy_inputs()
         settings = self._settings
         if settings.input_reliability == "reliable":
             input_qos = QoSProfile(
@@ -180,16 +189,16 @@ class TrackerNode(LifecycleNode):
                 history=qos_profile_sensor_data.history,
                 durability=qos_profile_sensor_data.durability,
             )
-        self._subscriptions = [
-            self.create_subscription(Image, settings.image_topic, self._on_image, input_qos),
-            self.create_subscription(
-                Detection2DArray, settings.detections_topic, self._on_detections, input_qos
-            ),
-        ]
-        self._timers = [
-            self.create_timer(0.02, self._on_sync_timer),
-            self.create_timer(settings.diagnostics_period, self._publish_diagnostics),
-        ]
+        self._image_subscription = self.create_subscription(
+            Image, settings.image_topic, self._on_image, input_qos
+        )
+        self._detections_subscription = self.create_subscription(
+            Detection2DArray, settings.detections_topic, self._on_detections, input_qos
+        )
+        self._sync_timer = self.create_timer(0.02, self._on_sync_timer)
+        self._diagnostics_timer = self.create_timer(
+            settings.diagnostics_period, self._publish_diagnostics
+        )
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing()
@@ -213,8 +222,12 @@ class TrackerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        # Error processing ends unconfigured: release what configure made, as cleanup
+        # does, so the next configure does not create a second set.
         self._stop_processing()
+        self._destroy_inputs()
         self._free_engine()
+        self._destroy_publishers()
         return TransitionCallbackReturn.SUCCESS
 
     # ------------------------------------------------------------------ engine
@@ -245,18 +258,16 @@ class TrackerNode(LifecycleNode):
             torch.cuda.empty_cache()
 
     def _destroy_publishers(self) -> None:
-        if not self._publishers_made:
-            return
-        for publisher in (
-            self._tracks_pub,
-            self._detections_pub,
-            self._labels_pub,
-            self._overlay_pub,
-            self._diagnostics_pub,
-        ):
+        # Lifecycle publishers are also registered as managed entities: only
+        # destroy_lifecycle_publisher releases them from there.
+        lifecycle = (self._tracks_pub, self._detections_pub, self._labels_pub, self._overlay_pub)
+        for publisher in lifecycle:
             if publisher is not None:
-                self.destroy_publisher(publisher)
-        self._publishers_made = False
+                self.destroy_lifecycle_publisher(publisher)
+        if self._diagnostics_pub is not None:
+            self.destroy_publisher(self._diagnostics_pub)
+        self._tracks_pub = self._detections_pub = self._labels_pub = None
+        self._overlay_pub = self._diagnostics_pub = None
 
     # ------------------------------------------------------------------ inputs
     def _on_image(self, msg: Image) -> None:
@@ -395,11 +406,14 @@ class TrackerNode(LifecycleNode):
             stats.processed_times.append(time.monotonic())
 
     def _destroy_inputs(self) -> None:
-        for subscription in self._subscriptions:
-            self.destroy_subscription(subscription)
-        for timer in self._timers:
-            self.destroy_timer(timer)
-        self._subscriptions, self._timers = [], []
+        for subscription in (self._image_subscription, self._detections_subscription):
+            if subscription is not None:
+                self.destroy_subscription(subscription)
+        for timer in (self._sync_timer, self._diagnostics_timer):
+            if timer is not None:
+                self.destroy_timer(timer)
+        self._image_subscription = self._detections_subscription = None
+        self._sync_timer = self._diagnostics_timer = None
 
     def _stop_processing(self) -> None:
         with self._queue_ready:
