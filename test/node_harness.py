@@ -242,6 +242,19 @@ TRANSITIONS = {
 }
 
 
+def in_process_node(context, namespace: str, params: dict):
+    """A TrackerNode in this process (not configured: autostart off), for tests that
+    inspect its rclpy entities or call its callbacks directly."""
+    from rclpy.parameter import Parameter
+
+    from seg2track_ros.ros.tracker_node import TrackerNode
+
+    overrides = [
+        Parameter(name, value=value) for name, value in {**params, "autostart": False}.items()
+    ]
+    return TrackerNode(context=context, namespace=namespace, parameter_overrides=overrides)
+
+
 def _ros_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -17,26 +17,19 @@ import pytest
 from rclpy.exceptions import InvalidHandle
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.lifecycle.publisher import LifecyclePublisher
-from rclpy.parameter import Parameter
 from rclpy.timer import Timer
 
 from seg2track_ros.ros import tracker_node
 from seg2track_ros.ros.tracker_node import TrackerNode
 
-from node_harness import RANDOM_WEIGHT_PARAMS
+from node_harness import RANDOM_WEIGHT_PARAMS, in_process_node
 
 OUTPUTS = ("tracks", "tracked_detections", "instance_labels")
 
 
 @pytest.fixture
 def node(ros_context):
-    params = {**RANDOM_WEIGHT_PARAMS, "autostart": False}
-    overrides = [Parameter(name, value=value) for name, value in params.items()]
-    tracker = TrackerNode(
-        context=ros_context,
-        namespace="/cycled",
-        parameter_overrides=overrides,
-    )
+    tracker = in_process_node(ros_context, "/cycled", RANDOM_WEIGHT_PARAMS)
     yield tracker
     tracker._stop_processing()
     tracker.destroy_node()

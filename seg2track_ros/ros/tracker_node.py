@@ -13,6 +13,8 @@ node walks itself to active.
 from __future__ import annotations
 
 import collections
+import functools
+import math
 import queue
 import threading
 import time
@@ -51,6 +53,23 @@ from seg2track_ros.visualize import overlay_image
 OUTPUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 WARN_EVERY_S = 5.0
 LOCKSTEP_QUEUE = 10_000
+# The worker re-reads the segmenter's memory figure at most this often (seconds).
+MEMORY_READ_EVERY_S = 0.25
+
+
+def _never_raises(callback):
+    """Executor callbacks must not raise: an exception ends spin() and the process.
+    One that does is logged (throttled per callback) and counted in diagnostics."""
+
+    @functools.wraps(callback)
+    def guarded(self, *args):
+        try:
+            return callback(self, *args)
+        except Exception as error:
+            self._callback_failed(callback.__name__, error)
+            return None
+
+    return guarded
 
 
 @dataclass
@@ -77,6 +96,7 @@ class _Stats:
         default_factory=lambda: collections.deque(maxlen=300)
     )
     active_tracks: int = 0
+    callback_errors: collections.Counter = field(default_factory=collections.Counter)
 
 
 class TrackerNode(LifecycleNode):
@@ -116,6 +136,11 @@ class TrackerNode(LifecycleNode):
         self._last_stamp_ns: int | None = None
         self._last_size: tuple[int, int] | None = None
         self._warned_rotated = False
+        # The segmenter's stored-tensor bytes, read by the worker under the engine lock
+        # (the segmenter changes its memory while it steps): diagnostics read only this.
+        self._tracker_memory_bytes: int | None = None
+        self._memory_read_at = -math.inf
+        self._last_warning: dict[str, float] = {}  # throttle key -> monotonic time
         self.create_service(Trigger, "~/reset", self._on_reset)
 
     # ------------------------------------------------------------------ lifecycle
@@ -252,6 +277,8 @@ class TrackerNode(LifecycleNode):
         with self._engine_lock:
             device = getattr(self._segmenter, "device", None)
             self._tracker = self._segmenter = None
+            self._tracker_memory_bytes = None
+            self._memory_read_at = -math.inf
         if device is not None and device.type == "cuda":
             import torch
 
@@ -270,6 +297,7 @@ class TrackerNode(LifecycleNode):
         self._overlay_pub = self._diagnostics_pub = None
 
     # ------------------------------------------------------------------ inputs
+    @_never_raises
     def _on_image(self, msg: Image) -> None:
         if not self._running:
             return
@@ -287,12 +315,14 @@ class TrackerNode(LifecycleNode):
         self._sync.rewind_if_before(stamp)
         self._enqueue(self._sync.add_image(stamp, _Frame(msg.header, rgb, None, now), now))
 
+    @_never_raises
     def _on_detections(self, msg: Detection2DArray) -> None:
         if not self._running:
             return
         now = self.get_clock().now().nanoseconds
         self._enqueue(self._sync.add_detections(_stamp_ns(msg.header), msg, now))
 
+    @_never_raises
     def _on_sync_timer(self) -> None:
         if not self._running:
             return
@@ -364,6 +394,8 @@ class TrackerNode(LifecycleNode):
             except InvalidInputError as error:
                 self._reject("invalid_input", f"frame not tracked: {error}")
                 return
+            finally:
+                self._read_memory_locked()
         if self._publisher is None:
             self._publish(frame, result)  # lockstep: in order, before the next frame
             return
@@ -373,6 +405,18 @@ class TrackerNode(LifecycleNode):
                 return
             except queue.Full:
                 continue
+
+    def _read_memory_locked(self) -> None:
+        """Snapshot the segmenter's stored-tensor bytes for diagnostics; the caller holds
+        the engine lock (the figure iterates state the step changes)."""
+        now = time.monotonic()
+        if self._segmenter is None or now - self._memory_read_at < MEMORY_READ_EVERY_S:
+            return
+        self._memory_read_at = now
+        try:
+            self._tracker_memory_bytes = int(self._segmenter.memory_bytes())
+        except Exception as error:  # a figure for diagnostics must not cost the frame
+            self._warn("memory_read", f"segmenter memory not read: {error!r}", error=True)
 
     def _publish_work(self) -> None:
         """The realtime publish stage: serialise and publish what the worker tracked."""
@@ -433,7 +477,23 @@ class TrackerNode(LifecycleNode):
     def _reject(self, reason: str, message: str, count: int = 1) -> None:
         with self._stats_lock:
             self._stats.rejected[reason] += count
-        self.get_logger().warning(message, throttle_duration_sec=WARN_EVERY_S)
+        self._warn(reason, message)
+
+    def _warn(self, key: str, message: str, error: bool = False) -> None:
+        """Log at most once per WARN_EVERY_S per key, so one reason never hides another
+        (rclpy's throttle_duration_sec is shared by every message of one call site)."""
+        now = time.monotonic()
+        with self._stats_lock:
+            if now - self._last_warning.get(key, -math.inf) < WARN_EVERY_S:
+                return
+            self._last_warning[key] = now
+        logger = self.get_logger()
+        (logger.error if error else logger.warning)(message)
+
+    def _callback_failed(self, callback: str, error: Exception) -> None:
+        with self._stats_lock:
+            self._stats.callback_errors[callback] += 1
+        self._warn(f"callback:{callback}", f"{callback} failed: {error!r}", error=True)
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
         with self._engine_lock:
@@ -452,7 +512,25 @@ class TrackerNode(LifecycleNode):
         for parameter in parameters:
             self._refused.pop(parameter.name, None)
 
+    @_never_raises
     def _publish_diagnostics(self) -> None:
+        values = self._diagnostic_values()
+        device = getattr(self._segmenter, "device", None)
+        warn = any(k.startswith(("rejected_", "callback_errors_")) for k in values)
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.WARN if warn else DiagnosticStatus.OK,
+            name=f"{self.get_name()}: seg2track",
+            message="tracking",
+            hardware_id=str(device) if device is not None else "",
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
+        )
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics_pub.publish(array)
+
+    def _diagnostic_values(self) -> dict[str, object]:
+        """The /diagnostics key-values. Reads counters and the worker's snapshots only,
+        never the engine (which the worker changes concurrently)."""
         with self._stats_lock:
             stats = self._stats
             now = time.monotonic()
@@ -469,27 +547,20 @@ class TrackerNode(LifecycleNode):
                 "processing_p95_ms": _percentile(stats.processing_ms, 95),
                 "active_tracks": stats.active_tracks,
                 **{f"rejected_{reason}": n for reason, n in sorted(stats.rejected.items())},
+                **{
+                    f"callback_errors_{name.lstrip('_')}": n
+                    for name, n in sorted(stats.callback_errors.items())
+                },
             }
-        segmenter = self._segmenter
-        device = getattr(segmenter, "device", None)
+        device = getattr(self._segmenter, "device", None)
+        memory = self._tracker_memory_bytes
         if device is not None and device.type == "cuda":
             import torch
 
             values["device_memory_mb"] = round(torch.cuda.memory_allocated(device) / 2**20, 1)
-        elif segmenter is not None:
-            values["tracker_memory_mb"] = round(segmenter.memory_bytes() / 2**20, 3)
-        status = DiagnosticStatus(
-            level=DiagnosticStatus.WARN
-            if any(k.startswith("rejected_") for k in values)
-            else DiagnosticStatus.OK,
-            name=f"{self.get_name()}: seg2track",
-            message="tracking",
-            hardware_id=str(device) if device is not None else "",
-            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
-        )
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics_pub.publish(array)
+        elif memory is not None:
+            values["tracker_memory_mb"] = round(memory / 2**20, 3)
+        return values
 
 
 def _stamp_ns(header) -> int:
