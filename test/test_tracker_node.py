@@ -139,6 +139,19 @@ BAD_DETECTIONS = {
         dict(boxes=[(5 * i, 5, 5 * i + 10, 30) for i in range(6)]),
         "over_max_detections",
     ),
+    # Fine in float64, broken in the engine's float32: these lost the whole frame.
+    "score_1e39": (
+        dict(boxes=[(10, 10, 30, 40), (40, 10, 60, 40)], scores=[0.9, 1e39]),
+        "non_finite",
+    ),
+    "size_1e-7": (
+        dict(boxes=[(10, 10, 30, 40), (50, 20, 50 + 1e-7, 20 + 1e-7)]),
+        "non_positive_size",
+    ),
+    "starts_1e-6_inside_right_edge": (
+        dict(boxes=[(10, 10, 30, 40), (96 - 1e-6, 10, 110, 40)]),
+        "non_positive_size",
+    ),
 }
 
 
@@ -146,11 +159,15 @@ BAD_DETECTIONS = {
 def test_bad_detections_are_counted_and_the_frame_still_tracked(lockstep, case):
     kwargs, reason = BAD_DETECTIONS[case]
     stamp = 20_000 + 10 * sorted(BAD_DETECTIONS).index(case)
+    lockstep.diagnostics = {}
+    assert lockstep.spin_until(lambda: "frames_in" in lockstep.diagnostics, 10)
+    before = int(lockstep.diagnostics.get(f"rejected_{reason}", 0))
     tracked = lockstep.send_and_wait(2, stamp_s=stamp, **kwargs)
     assert tracked.header.stamp.sec == stamp  # the frame itself is still tracked
     assert lockstep.spin_until(
-        lambda: int(lockstep.diagnostics.get(f"rejected_{reason}", 0)) > 0, 10
+        lambda: int(lockstep.diagnostics.get(f"rejected_{reason}", 0)) > before, 10
     ), lockstep.diagnostics
+    assert "rejected_processing_error" not in lockstep.diagnostics
     assert lockstep.send_and_wait(3, stamp_s=stamp + 1).header.stamp.sec == stamp + 1
 
 
