@@ -46,6 +46,7 @@ class NodeSettings:
     publish_overlay: bool = False
     diagnostics_period: float = 1.0
     autostart: bool = True
+    inject_fault_every: int = 0
 
 
 CHOICES = {

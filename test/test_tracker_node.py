@@ -320,3 +320,30 @@ def test_lifecycle_cycles_keep_inputs_single_and_the_idle_node_quiet(ros_context
         assert node.graph_counts() == expected
     finally:
         node.close()
+
+
+def test_an_engine_fault_loses_exactly_its_own_frame(ros_context):
+    """inject_fault_every (the engine's test hook) makes Tracker.step fail every 4th
+    frame; each fault costs that frame and nothing after it (the stream used to wedge)."""
+    node = NodeUnderTest(
+        ros_context,
+        {**RANDOM_WEIGHT_PARAMS, "mode": "lockstep", "inject_fault_every": 4},
+        "faulty",
+    )
+    try:
+        node.wait_active()
+        for frame in range(1, 13):
+            node.send(frame % 20, stamp_s=frame)
+            node.spin_until(lambda: False, 0.02)
+        assert node.spin_until(lambda: len(node.received["tracks"]) >= 9, 120), node.output()
+        assert node.spin_until(
+            lambda: int(node.diagnostics.get("rejected_engine_error", 0)) == 3, 10
+        ), node.diagnostics
+        node.spin_until(lambda: False, 1.0)  # nothing else arrives late
+        stamps = [m.header.stamp.sec for m in node.received["tracks"]]
+        assert stamps == [1, 2, 3, 5, 6, 7, 9, 10, 11], stamps
+        assert "injected fault" in node.output()
+        # and tracking goes on with new tracks after the automatic reset
+        assert node.send_and_wait(3, stamp_s=13).objects
+    finally:
+        node.close()

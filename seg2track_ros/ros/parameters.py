@@ -45,6 +45,9 @@ NODE_DESCRIPTIONS = {
     "publish_overlay": "publish a bgr8 image with coloured masks and ids on 'overlay'",
     "diagnostics_period": "seconds between /diagnostics messages",
     "autostart": "configure and activate at start (no lifecycle manager needed)",
+    "inject_fault_every": "test hook, 0 (default) = off: every N-th frame the engine fails"
+    " inside Tracker.step with an injected exception, to check that a fault costs only its"
+    " frame",
 }
 
 SEGMENTER_DESCRIPTIONS = {
@@ -117,6 +120,7 @@ INT_RANGES = {
     "sync_queue": (1, 1000, 1),
     "max_detections": (1, 100_000, 1),
     "max_image_pixels": (1, 1 << 30, 1),
+    "inject_fault_every": (0, 1_000_000, 1),
 }
 
 

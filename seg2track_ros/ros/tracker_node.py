@@ -33,6 +33,7 @@ from vision_msgs.msg import Detection2DArray
 
 from seg2track_ros.engine.checkpoints import CheckpointError
 from seg2track_ros.engine.config import ConfigError, EngineConfig
+from seg2track_ros.engine.tracker import TrackerStepError
 from seg2track_ros.engine.types import Detections, InvalidInputError
 from seg2track_ros.ros.conversions import (
     ImageConverter,
@@ -257,6 +258,7 @@ class TrackerNode(LifecycleNode):
 
     # ------------------------------------------------------------------ engine
     def _load_engine(self) -> bool:
+        from seg2track_ros.engine.faults import FaultInjectingSegmenter
         from seg2track_ros.engine.sam2_model import build_segmenter
         from seg2track_ros.engine.tracker import Tracker
 
@@ -266,6 +268,12 @@ class TrackerNode(LifecycleNode):
         except (CheckpointError, ConfigError) as error:
             self.get_logger().error(f"configure failed: {error}")
             return False
+        if self._settings.inject_fault_every > 0:
+            segmenter = FaultInjectingSegmenter(segmenter, self._settings.inject_fault_every)
+            self.get_logger().warning(
+                f"inject_fault_every {self._settings.inject_fault_every}: the engine fails on"
+                " purpose every that many frames (a test hook; 0 turns it off)"
+            )
         with self._engine_lock:
             self._segmenter = segmenter
             self._tracker = Tracker(self._config.tracker, segmenter)
@@ -394,6 +402,13 @@ class TrackerNode(LifecycleNode):
             except InvalidInputError as error:
                 self._reject("invalid_input", f"frame not tracked: {error}")
                 return
+            except TrackerStepError as error:
+                # The engine reset itself: this frame is lost, the next one is tracked.
+                self._last_stamp_ns = None
+                self._reject(
+                    "engine_error", f"frame not tracked, tracks reset: {error}", error=True
+                )
+                return
             finally:
                 self._read_memory_locked()
         if self._publisher is None:
@@ -474,10 +489,10 @@ class TrackerNode(LifecycleNode):
             self._sync.reset()
 
     # ------------------------------------------------------------------ misc
-    def _reject(self, reason: str, message: str, count: int = 1) -> None:
+    def _reject(self, reason: str, message: str, count: int = 1, error: bool = False) -> None:
         with self._stats_lock:
             self._stats.rejected[reason] += count
-        self._warn(reason, message)
+        self._warn(reason, message, error=error)
 
     def _warn(self, key: str, message: str, error: bool = False) -> None:
         """Log at most once per WARN_EVERY_S per key, so one reason never hides another
