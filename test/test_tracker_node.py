@@ -197,12 +197,38 @@ def test_image_size_change_resets_the_tracks(lockstep):
     assert lockstep.spin_until(lambda: "rejected_image_size_changed" in lockstep.diagnostics, 10)
 
 
+def _fresh_diagnostics(node) -> dict[str, str]:
+    node.diagnostics = {}
+    assert node.spin_until(lambda: "frames_in" in node.diagnostics, 10)
+    return node.diagnostics
+
+
 def test_image_without_detections_is_tracked_after_the_timeout(lockstep):
     lockstep.send_and_wait(0, stamp_s=60_000)
+    key = "images_without_detections_timeout"
+    before = int(_fresh_diagnostics(lockstep).get(key, 0))
     count = len(lockstep.received["tracks"])
     lockstep.images.publish(image_msg(scene(1), 60_001))  # detector skipped this frame
     assert lockstep.spin_until(lambda: len(lockstep.received["tracks"]) > count, 10)
     assert lockstep.received["tracks"][-1].header.stamp.sec == 60_001
+    assert lockstep.spin_until(lambda: int(lockstep.diagnostics.get(key, 0)) == before + 1, 10), (
+        lockstep.diagnostics
+    )
+    assert "image tracked without detections" in lockstep.output()
+
+
+def test_detections_that_never_pair_are_counted(lockstep):
+    key = "rejected_unpaired_detections"
+    before = int(_fresh_diagnostics(lockstep).get(key, 0))
+    for stamp in (65_000, 65_001, 65_002):  # a detector output whose images never came
+        header = image_msg(scene(0), stamp).header
+        lockstep.detections.publish(detections_msg(header, [(10, 10, 30, 40)]))
+    lockstep.spin_until(lambda: False, 0.3)
+    lockstep.send_and_wait(0, stamp_s=65_010)  # tracking it drops the three older ones
+    assert lockstep.spin_until(lambda: int(lockstep.diagnostics.get(key, 0)) == before + 3, 10), (
+        lockstep.diagnostics
+    )
+    assert "never paired with an image" in lockstep.output()
 
 
 def test_lifecycle_deactivate_releases_and_activate_resumes(lockstep):

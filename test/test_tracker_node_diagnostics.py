@@ -110,3 +110,16 @@ class _RecordingPublisher:
     def publish(self, msg) -> None:
         self._record.append(msg)
         self._publisher.publish(msg)
+
+
+def test_warnings_are_throttled_per_reason_not_all_together(node, capfd):
+    """One busy reason must not hide another: each reason is logged once per throttle
+    period (rclpy's throttle_duration_sec is shared by every message of a call site)."""
+    capfd.readouterr()
+    for _ in range(3):
+        node._reject("reason_a", "first kind of problem")
+        node._reject("reason_b", "second kind of problem")
+    err = capfd.readouterr().err
+    assert err.count("first kind of problem") == 1, err
+    assert err.count("second kind of problem") == 1, err
+    assert node._stats.rejected == {"reason_a": 3, "reason_b": 3}  # all counted

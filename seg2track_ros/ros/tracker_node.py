@@ -98,6 +98,14 @@ class _Stats:
     )
     active_tracks: int = 0
     callback_errors: collections.Counter = field(default_factory=collections.Counter)
+    images_without_detections: collections.Counter = field(default_factory=collections.Counter)
+
+
+_UNPAIRED_WHY = {
+    "timeout": "its detections did not arrive within sync_timeout",
+    "overtaken": "detections of a later image arrived first",
+    "queue_full": "more than sync_queue images were waiting",
+}
 
 
 class TrackerNode(LifecycleNode):
@@ -337,6 +345,7 @@ class TrackerNode(LifecycleNode):
         self._enqueue(self._sync.poll(self.get_clock().now().nanoseconds))
 
     def _enqueue(self, pairs: list[SyncedPair]) -> None:
+        self._count_sync_losses(pairs)
         if not pairs:
             return
         realtime = self._settings.mode == "realtime"
@@ -351,6 +360,27 @@ class TrackerNode(LifecycleNode):
                         self._stats.frames_dropped += 1
                 self._queue.append(frame)
             self._queue_ready.notify()
+
+    def _count_sync_losses(self, pairs: list[SyncedPair]) -> None:
+        """Diagnostics for what pairing lost: detection messages that never met their
+        image, and images tracked without detections (by reason)."""
+        unpaired = self._sync.take_dropped_detections() if self._sync is not None else 0
+        if unpaired:
+            self._reject(
+                "unpaired_detections",
+                f"{unpaired} detection message(s) never paired with an image (no image"
+                " with that stamp, or it was already tracked without them)",
+                unpaired,
+            )
+        for pair in pairs:
+            if pair.unpaired is None:
+                continue
+            with self._stats_lock:
+                self._stats.images_without_detections[pair.unpaired] += 1
+            self._warn(
+                f"images_without_detections_{pair.unpaired}",
+                f"image tracked without detections ({_UNPAIRED_WHY[pair.unpaired]})",
+            )
 
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
@@ -487,6 +517,7 @@ class TrackerNode(LifecycleNode):
             self._outbox.get_nowait()
         if self._sync is not None:
             self._sync.reset()
+            self._count_sync_losses([])
 
     # ------------------------------------------------------------------ misc
     def _reject(self, reason: str, message: str, count: int = 1, error: bool = False) -> None:
@@ -562,6 +593,10 @@ class TrackerNode(LifecycleNode):
                 "processing_p95_ms": _percentile(stats.processing_ms, 95),
                 "active_tracks": stats.active_tracks,
                 **{f"rejected_{reason}": n for reason, n in sorted(stats.rejected.items())},
+                **{
+                    f"images_without_detections_{why}": n
+                    for why, n in sorted(stats.images_without_detections.items())
+                },
                 **{
                     f"callback_errors_{name.lstrip('_')}": n
                     for name, n in sorted(stats.callback_errors.items())
