@@ -53,7 +53,7 @@ from seg2track_ros.visualize import overlay_image
 
 OUTPUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 WARN_EVERY_S = 5.0
-LOCKSTEP_QUEUE = 10_000
+LOCKSTEP_QUEUE = 10_000  # frames; the byte bound (lockstep_queue_bytes) usually binds first
 # The worker re-reads the segmenter's memory figure at most this often (seconds).
 MEMORY_READ_EVERY_S = 0.25
 
@@ -99,6 +99,7 @@ class _Stats:
     active_tracks: int = 0
     callback_errors: collections.Counter = field(default_factory=collections.Counter)
     images_without_detections: collections.Counter = field(default_factory=collections.Counter)
+    queue_bytes_peak: int = 0  # most image bytes ever waiting to be tracked
 
 
 _UNPAIRED_WHY = {
@@ -121,6 +122,7 @@ class TrackerNode(LifecycleNode):
         self._stats_lock = threading.Lock()
         self._stats = _Stats()
         self._queue: collections.deque[_Frame] = collections.deque()
+        self._queue_bytes = 0  # image bytes in self._queue (guarded by _queue_ready)
         self._queue_ready = threading.Condition()
         self._worker: threading.Thread | None = None
         # Realtime mode: frame t is serialised and published here while the worker
@@ -349,17 +351,35 @@ class TrackerNode(LifecycleNode):
         if not pairs:
             return
         realtime = self._settings.mode == "realtime"
+        max_frames = 1 if realtime else LOCKSTEP_QUEUE
+        max_bytes = math.inf if realtime else self._settings.lockstep_queue_bytes
+        dropped = 0
         with self._queue_ready:
             for pair in pairs:
                 frame: _Frame = pair.image
                 frame.detections_msg = pair.detections
-                limit = 1 if realtime else LOCKSTEP_QUEUE
-                if len(self._queue) >= limit:
-                    self._queue.popleft()
-                    with self._stats_lock:
-                        self._stats.frames_dropped += 1
+                size = frame.rgb.nbytes
+                # The oldest waiting frames make room; one frame is always let in, so a
+                # frame above the bound is tracked rather than lost.
+                while self._queue and (
+                    len(self._queue) >= max_frames or self._queue_bytes + size > max_bytes
+                ):
+                    self._queue_bytes -= self._queue.popleft().rgb.nbytes
+                    dropped += 1
                 self._queue.append(frame)
+                self._queue_bytes += size
+            queued = self._queue_bytes
             self._queue_ready.notify()
+        with self._stats_lock:
+            self._stats.frames_dropped += dropped
+            self._stats.queue_bytes_peak = max(self._stats.queue_bytes_peak, queued)
+        if dropped and not realtime:
+            self._reject(
+                "lockstep_queue_full",
+                f"{dropped} frame(s) dropped: frames arrive faster than they are tracked and"
+                f" the queue is at lockstep_queue_bytes ({max_bytes} bytes)",
+                dropped,
+            )
 
     def _count_sync_losses(self, pairs: list[SyncedPair]) -> None:
         """Diagnostics for what pairing lost: detection messages that never met their
@@ -391,6 +411,7 @@ class TrackerNode(LifecycleNode):
                 if not self._running:
                     return
                 frame = self._queue.popleft()
+                self._queue_bytes -= frame.rgb.nbytes
             try:
                 self._process(frame)
             except Exception as error:  # never let one frame kill the node
@@ -508,6 +529,7 @@ class TrackerNode(LifecycleNode):
         with self._queue_ready:
             self._running = False
             self._queue.clear()
+            self._queue_bytes = 0
             self._queue_ready.notify_all()
         for thread in (self._worker, self._publisher):
             if thread is not None:
@@ -592,6 +614,8 @@ class TrackerNode(LifecycleNode):
                 "processing_p50_ms": _percentile(stats.processing_ms, 50),
                 "processing_p95_ms": _percentile(stats.processing_ms, 95),
                 "active_tracks": stats.active_tracks,
+                "queue_bytes": self._queue_bytes,
+                "queue_bytes_peak": stats.queue_bytes_peak,
                 **{f"rejected_{reason}": n for reason, n in sorted(stats.rejected.items())},
                 **{
                     f"images_without_detections_{why}": n
