@@ -231,7 +231,10 @@ class TrackerNode(LifecycleNode):
         self._detections_subscription = self.create_subscription(
             Detection2DArray, settings.detections_topic, self._on_detections, input_qos
         )
+        # Runs only while images wait for their detections (see _arm_sync_timer): a
+        # 50 Hz timer firing for nothing cost an idle node several % of a core.
         self._sync_timer = self.create_timer(0.02, self._on_sync_timer)
+        self._sync_timer.cancel()
         self._diagnostics_timer = self.create_timer(
             settings.diagnostics_period, self._publish_diagnostics
         )
@@ -332,6 +335,8 @@ class TrackerNode(LifecycleNode):
         # the tracks when it sees the earlier stamp.
         self._sync.rewind_if_before(stamp)
         self._enqueue(self._sync.add_image(stamp, _Frame(msg.header, rgb, None, now), now))
+        if self._sync.pending_images and self._sync_timer.is_canceled():
+            self._sync_timer.reset()
 
     @_never_raises
     def _on_detections(self, msg: Detection2DArray) -> None:
@@ -342,9 +347,10 @@ class TrackerNode(LifecycleNode):
 
     @_never_raises
     def _on_sync_timer(self) -> None:
-        if not self._running:
-            return
-        self._enqueue(self._sync.poll(self.get_clock().now().nanoseconds))
+        if self._running:
+            self._enqueue(self._sync.poll(self.get_clock().now().nanoseconds))
+        if not self._running or not self._sync.pending_images:
+            self._sync_timer.cancel()
 
     def _enqueue(self, pairs: list[SyncedPair]) -> None:
         self._count_sync_losses(pairs)
