@@ -210,8 +210,7 @@ class TrackerNode(LifecycleNode):
 
     def _create_inputs(self) -> None:
         """Subscriptions and timers live from configure to cleanup; while the node is not
-        active their callbacks drop the input. (Destroying and re-creating them inside
-        lifecycle transitions left rclpy's executor spinning on the GIL.)"""
+        active their callbacks drop the input."""
         self._destroy_inputs()
         settings = self._settings
         if settings.input_reliability == "reliable":
@@ -231,7 +230,7 @@ class TrackerNode(LifecycleNode):
         self._detections_subscription = self.create_subscription(
             Detection2DArray, settings.detections_topic, self._on_detections, input_qos
         )
-        # Runs only while images wait for their detections (see _arm_sync_timer): a
+        # Runs only while images wait for their detections (_on_image re-arms it): a
         # 50 Hz timer firing for nothing cost an idle node several % of a core.
         self._sync_timer = self.create_timer(0.02, self._on_sync_timer)
         self._sync_timer.cancel()
