@@ -41,11 +41,13 @@ class NodeSettings:
     sync_slop: float = 0.0
     sync_timeout: float = 0.2
     sync_queue: int = 30
+    lockstep_queue_bytes: int = 512 * 2**20
     max_detections: int = 300
     max_image_pixels: int = 16_000_000
     publish_overlay: bool = False
     diagnostics_period: float = 1.0
     autostart: bool = True
+    inject_fault_every: int = 0
 
 
 CHOICES = {

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-KITTI_MOTS_GT = SHARED_DATA / "kitti_mots" / "instances_txt"
+# Test data lives inside the repository (a plain clone must pass): see test/data/.
+TEST_DATA = Path(__file__).resolve().parent / "data"
+KITTI_MOTS_GT = TEST_DATA / "kitti_mots" / "instances_txt"
 
 if "SEG2TRACK_TEST_DOMAIN_ID" not in os.environ:
     os.environ["SEG2TRACK_TEST_DOMAIN_ID"] = str(random.randint(100, 200))
@@ -36,7 +37,7 @@ def ros_context():
 
 @pytest.fixture(scope="session")
 def kitti_mots_gt() -> Path:
-    """The real KITTI MOTS ground truth shipped in ../shared (three sequences)."""
+    """The real KITTI MOTS ground truth in test/data/kitti_mots (three sequences)."""
     if not KITTI_MOTS_GT.is_dir():
         pytest.fail(f"KITTI MOTS ground truth not found at {KITTI_MOTS_GT}")
     return KITTI_MOTS_GT

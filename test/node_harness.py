@@ -192,6 +192,29 @@ class NodeUnderTest:
                     return int(line.split()[1])
         raise AssertionError("no VmRSS")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the node process has used so far."""
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def graph_counts(self) -> dict[str, int]:
+        """Subscriptions on the node's inputs and publishers on its outputs, as the ROS
+        graph sees them (what `ros2 topic info` reports)."""
+        base = f"/{self.name}"
+        counts = {
+            topic: self.client.count_subscribers(f"{base}/{topic}")
+            for topic in ("image", "detections")
+        }
+        for topic in ("tracks", "tracked_detections", "instance_labels"):
+            counts[topic] = self.client.count_publishers(f"{base}/{topic}")
+        counts["diagnostics"] = sum(
+            1
+            for info in self.client.get_publishers_info_by_topic("/diagnostics")
+            if info.node_namespace == base
+        )
+        return counts
+
     def output(self) -> str:
         self._log.seek(0)
         return self._log.read()[-6000:]
@@ -217,6 +240,19 @@ TRANSITIONS = {
     "deactivate": Transition.TRANSITION_DEACTIVATE,
     "cleanup": Transition.TRANSITION_CLEANUP,
 }
+
+
+def in_process_node(context, namespace: str, params: dict):
+    """A TrackerNode in this process (not configured: autostart off), for tests that
+    inspect its rclpy entities or call its callbacks directly."""
+    from rclpy.parameter import Parameter
+
+    from seg2track_ros.ros.tracker_node import TrackerNode
+
+    overrides = [
+        Parameter(name, value=value) for name, value in {**params, "autostart": False}.items()
+    ]
+    return TrackerNode(context=context, namespace=namespace, parameter_overrides=overrides)
 
 
 def _ros_value(value) -> str:

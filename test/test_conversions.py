@@ -10,6 +10,7 @@ import pytest
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
+from seg2track_ros.engine.types import Detections
 from seg2track_ros.ros.conversions import (
     ImageConverter,
     RejectedInput,
@@ -164,3 +165,44 @@ def test_more_than_max_detections_keeps_the_highest_scores():
     assert out.detections.scores.tolist() == pytest.approx([0.5, 0.9, 0.7])  # message order
     assert out.rejected == {"over_max_detections": 2}
     assert len(detections_from_msg(_array(), 100, 80).detections) == 0
+
+
+# Values that pass float64 checks but break in the engine's float32 (issue 10, defect 5).
+FLOAT32_BREAKERS = {
+    "score_1e39": (_detection(50, 40, 20, 10, (("car", 1e39),)), "non_finite"),
+    "score_minus_1e39": (_detection(50, 40, 20, 10, (("car", -1e39),)), "non_finite"),
+    "size_1e-7": (_detection(50, 40, 1e-7, 1e-7), "non_positive_size"),
+    "width_1e-7": (_detection(50, 40, 1e-7, 10), "non_positive_size"),
+    "starts_1e-6_inside_right_edge": (
+        _detection(100 - 1e-6 + 5, 40, 10, 10),  # x from 100 - 1e-6 to 110, clipped at 100
+        "non_positive_size",
+    ),
+    "starts_1e-6_inside_bottom_edge": (_detection(50, 80 - 1e-6 + 5, 10, 10), "non_positive_size"),
+    "nan_score": (_detection(50, 40, 20, 10, (("car", float("nan")),)), "non_finite"),
+    "inf_center": (_detection(float("inf"), 40, 20, 10), "non_finite"),
+    "negative_size": (_detection(50, 40, -20, 10), "non_positive_size"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FLOAT32_BREAKERS))
+def test_a_detection_bad_in_float32_is_dropped_alone_and_the_rest_reach_the_engine(case):
+    bad, reason = FLOAT32_BREAKERS[case]
+    good = _detection(30, 30, 20, 10, (("car", 0.7),))
+    out = detections_from_msg(_array(good, bad, _detection(70, 50, 10, 10)), 100, 80)
+    assert dict(out.rejected) == {reason: 1}
+    assert out.detections.boxes.tolist() == [[20, 25, 40, 35], [65, 45, 75, 55]]
+    assert out.detections.scores.tolist() == pytest.approx([0.7, 0.9])
+    # What the engine does with them: the very checks that refused the frame before.
+    Detections(out.detections.boxes, out.detections.scores, out.detections.class_ids)
+    assert out.detections.boxes.dtype == np.float32
+    assert np.isfinite(out.detections.scores).all()
+
+
+def test_tiny_but_float32_representable_boxes_and_scores_are_kept():
+    out = detections_from_msg(
+        _array(_detection(50, 40, 1e-3, 1e-3, (("car", 3e38),)), _detection(99.95, 40, 0.2, 1)),
+        100,
+        80,
+    )
+    assert not out.rejected and len(out.detections) == 2
+    assert out.clipped == 1

@@ -84,3 +84,32 @@ def test_rewind_when_stamps_go_backwards():
     assert sync.rewind_if_before(100)
     sync.add_image(100, "looped", 2)
     assert _stamps(sync.add_detections(100, "d100", 3)) == [(100, "d100")]
+
+
+def test_images_released_without_detections_say_why():
+    sync = StampSynchronizer(timeout_ns=50 * MS, max_pending=2)
+    sync.add_image(100, "a", now_ns=0)
+    (late,) = sync.poll(now_ns=60 * MS)
+    assert (late.stamp_ns, late.unpaired) == (100, "timeout")
+    sync.add_image(200, "b", now_ns=61 * MS)
+    sync.add_image(300, "c", now_ns=62 * MS)
+    (full,) = sync.add_image(400, "d", now_ns=63 * MS)  # a third waiting image
+    assert (full.stamp_ns, full.unpaired) == (200, "queue_full")
+    overtaken, paired = sync.add_detections(400, "det400", now_ns=64 * MS)
+    assert (overtaken.stamp_ns, overtaken.unpaired) == (300, "overtaken")
+    assert (paired.stamp_ns, paired.detections, paired.unpaired) == (400, "det400", None)
+
+
+def test_detections_that_never_pair_are_counted_once():
+    sync = StampSynchronizer(timeout_ns=50 * MS)
+    for stamp in (10, 20, 30):
+        sync.add_detections(stamp, f"det{stamp}", now_ns=0)  # their images never come
+    sync.add_image(40, "img40", now_ns=1)
+    sync.add_detections(40, "det40", now_ns=2)  # pairs; releasing 40 drops 10, 20, 30
+    assert sync.take_dropped_detections() == 3
+    assert sync.take_dropped_detections() == 0  # reported once
+    sync.add_detections(35, "stale", now_ns=3)  # older than the last released image
+    sync.add_detections(50, "waiting", now_ns=4)
+    sync.reset()  # a detection still waiting at a reset never pairs either
+    assert sync.take_dropped_detections() == 2
+    assert sync.dropped_detections == 5

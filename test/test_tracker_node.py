@@ -13,7 +13,14 @@ from std_srvs.srv import Trigger
 
 from seg2track_ros.ros.conversions import rle_msg_to_mask
 
-from node_harness import RANDOM_WEIGHT_PARAMS, NodeUnderTest, image_msg, scene
+from node_harness import (
+    RANDOM_WEIGHT_PARAMS,
+    TRANSITIONS,
+    NodeUnderTest,
+    detections_msg,
+    image_msg,
+    scene,
+)
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +139,19 @@ BAD_DETECTIONS = {
         dict(boxes=[(5 * i, 5, 5 * i + 10, 30) for i in range(6)]),
         "over_max_detections",
     ),
+    # Fine in float64, broken in the engine's float32: these lost the whole frame.
+    "score_1e39": (
+        dict(boxes=[(10, 10, 30, 40), (40, 10, 60, 40)], scores=[0.9, 1e39]),
+        "non_finite",
+    ),
+    "size_1e-7": (
+        dict(boxes=[(10, 10, 30, 40), (50, 20, 50 + 1e-7, 20 + 1e-7)]),
+        "non_positive_size",
+    ),
+    "starts_1e-6_inside_right_edge": (
+        dict(boxes=[(10, 10, 30, 40), (96 - 1e-6, 10, 110, 40)]),
+        "non_positive_size",
+    ),
 }
 
 
@@ -139,11 +159,15 @@ BAD_DETECTIONS = {
 def test_bad_detections_are_counted_and_the_frame_still_tracked(lockstep, case):
     kwargs, reason = BAD_DETECTIONS[case]
     stamp = 20_000 + 10 * sorted(BAD_DETECTIONS).index(case)
+    lockstep.diagnostics = {}
+    assert lockstep.spin_until(lambda: "frames_in" in lockstep.diagnostics, 10)
+    before = int(lockstep.diagnostics.get(f"rejected_{reason}", 0))
     tracked = lockstep.send_and_wait(2, stamp_s=stamp, **kwargs)
     assert tracked.header.stamp.sec == stamp  # the frame itself is still tracked
     assert lockstep.spin_until(
-        lambda: int(lockstep.diagnostics.get(f"rejected_{reason}", 0)) > 0, 10
+        lambda: int(lockstep.diagnostics.get(f"rejected_{reason}", 0)) > before, 10
     ), lockstep.diagnostics
+    assert "rejected_processing_error" not in lockstep.diagnostics
     assert lockstep.send_and_wait(3, stamp_s=stamp + 1).header.stamp.sec == stamp + 1
 
 
@@ -166,8 +190,6 @@ def test_image_size_change_resets_the_tracks(lockstep):
     count = len(lockstep.received["tracks"])
     image = image_msg(np.zeros((40, 60, 3), np.uint8) + 90, 50_001)
     lockstep.images.publish(image)
-    from node_harness import detections_msg
-
     lockstep.detections.publish(detections_msg(image.header, [(5, 5, 30, 30)]))
     assert lockstep.spin_until(lambda: len(lockstep.received["tracks"]) > count)
     out = lockstep.received["tracks"][-1]
@@ -175,12 +197,38 @@ def test_image_size_change_resets_the_tracks(lockstep):
     assert lockstep.spin_until(lambda: "rejected_image_size_changed" in lockstep.diagnostics, 10)
 
 
+def _fresh_diagnostics(node) -> dict[str, str]:
+    node.diagnostics = {}
+    assert node.spin_until(lambda: "frames_in" in node.diagnostics, 10)
+    return node.diagnostics
+
+
 def test_image_without_detections_is_tracked_after_the_timeout(lockstep):
     lockstep.send_and_wait(0, stamp_s=60_000)
+    key = "images_without_detections_timeout"
+    before = int(_fresh_diagnostics(lockstep).get(key, 0))
     count = len(lockstep.received["tracks"])
     lockstep.images.publish(image_msg(scene(1), 60_001))  # detector skipped this frame
     assert lockstep.spin_until(lambda: len(lockstep.received["tracks"]) > count, 10)
     assert lockstep.received["tracks"][-1].header.stamp.sec == 60_001
+    assert lockstep.spin_until(lambda: int(lockstep.diagnostics.get(key, 0)) == before + 1, 10), (
+        lockstep.diagnostics
+    )
+    assert "image tracked without detections" in lockstep.output()
+
+
+def test_detections_that_never_pair_are_counted(lockstep):
+    key = "rejected_unpaired_detections"
+    before = int(_fresh_diagnostics(lockstep).get(key, 0))
+    for stamp in (65_000, 65_001, 65_002):  # a detector output whose images never came
+        header = image_msg(scene(0), stamp).header
+        lockstep.detections.publish(detections_msg(header, [(10, 10, 30, 40)]))
+    lockstep.spin_until(lambda: False, 0.3)
+    lockstep.send_and_wait(0, stamp_s=65_010)  # tracking it drops the three older ones
+    assert lockstep.spin_until(lambda: int(lockstep.diagnostics.get(key, 0)) == before + 3, 10), (
+        lockstep.diagnostics
+    )
+    assert "never paired with an image" in lockstep.output()
 
 
 def test_lifecycle_deactivate_releases_and_activate_resumes(lockstep):
@@ -261,3 +309,67 @@ def test_lockstep_processes_every_frame_of_a_burst(lockstep):
     )
     stamps = [m.header.stamp.sec for m in lockstep.received["tracks"][count:]]
     assert stamps == list(range(80_000, 80_015)), stamps
+
+
+def test_lifecycle_cycles_keep_inputs_single_and_the_idle_node_quiet(ros_context):
+    """configure/activate/deactivate/cleanup cycles with frames while active, as a
+    lifecycle manager drives the executable: one subscription per input and one publisher
+    per output on the graph after every cycle, and no busy executor afterwards."""
+    node = NodeUnderTest(ros_context, {**RANDOM_WEIGHT_PARAMS, "mode": "lockstep"}, "cycled")
+    expected = {
+        "image": 1,
+        "detections": 1,
+        "tracks": 1,
+        "tracked_detections": 1,
+        "instance_labels": 1,
+        "diagnostics": 1,
+    }
+    try:
+        node.wait_active()
+        stamp = 1
+        for cycle in range(3):
+            assert node.send_and_wait(0, stamp_s=stamp).header.stamp.sec == stamp
+            stamp += 1
+            for name in ("deactivate", "cleanup", "configure", "activate"):
+                assert node.transition(TRANSITIONS[name]), f"{name} failed in cycle {cycle}"
+            assert node.spin_until(lambda: node.graph_counts() == expected, 10), (
+                f"cycle {cycle}: {node.graph_counts()}"
+            )
+        node.send_and_wait(1, stamp_s=stamp)
+        # A lone detections message (the case that used to leave the executor spinning).
+        node.detections.publish(detections_msg(image_msg(scene(0), stamp + 1).header, []))
+        node.spin_until(lambda: False, 1.0)
+        before, started = node.cpu_seconds(), time.monotonic()
+        node.spin_until(lambda: False, 3.0)
+        share = (node.cpu_seconds() - before) / (time.monotonic() - started)
+        assert share < 0.05, f"idle tracker_node used {share:.1%} of a core"
+        assert node.graph_counts() == expected
+    finally:
+        node.close()
+
+
+def test_an_engine_fault_loses_exactly_its_own_frame(ros_context):
+    """inject_fault_every (the engine's test hook) makes Tracker.step fail every 4th
+    frame; each fault costs that frame and nothing after it (the stream used to wedge)."""
+    node = NodeUnderTest(
+        ros_context,
+        {**RANDOM_WEIGHT_PARAMS, "mode": "lockstep", "inject_fault_every": 4},
+        "faulty",
+    )
+    try:
+        node.wait_active()
+        for frame in range(1, 13):
+            node.send(frame % 20, stamp_s=frame)
+            node.spin_until(lambda: False, 0.02)
+        assert node.spin_until(lambda: len(node.received["tracks"]) >= 9, 120), node.output()
+        assert node.spin_until(
+            lambda: int(node.diagnostics.get("rejected_engine_error", 0)) == 3, 10
+        ), node.diagnostics
+        node.spin_until(lambda: False, 1.0)  # nothing else arrives late
+        stamps = [m.header.stamp.sec for m in node.received["tracks"]]
+        assert stamps == [1, 2, 3, 5, 6, 7, 9, 10, 11], stamps
+        assert "injected fault" in node.output()
+        # and tracking goes on with new tracks after the automatic reset
+        assert node.send_and_wait(3, stamp_s=13).objects
+    finally:
+        node.close()

@@ -64,6 +64,16 @@ class SegmenterContractError(RuntimeError):
     """The segmenter returned outputs that break the Segmenter interface."""
 
 
+class TrackerStepError(RuntimeError):
+    """Tracker.step failed after the tracker and its segmenter had begun to change.
+
+    A half-done step would leave them disagreeing (e.g. the segmenter holding an object
+    the tracker never recorded) and fail every later frame. So the tracker resets itself
+    before raising: every track is dropped, track ids keep increasing, and the next frame
+    is tracked normally. ``__cause__`` is the original exception.
+    """
+
+
 @dataclass
 class _TrackRecord:
     """What the tracker keeps per track between frames."""
@@ -182,15 +192,34 @@ class Tracker:
 
     # ---------------------------------------------------------------------------------
     def step(self, image_rgb: np.ndarray, detections: Detections) -> StepResult:
-        """Track one frame: an (H, W, 3) uint8 RGB image and its detections."""
+        """Track one frame: an (H, W, 3) uint8 RGB image and its detections.
+
+        Raises InvalidInputError for unusable input (nothing changed), TrackerStepError
+        when tracking failed part-way (the tracker reset itself: the next frame works).
+        """
         height, width = _check_image(image_rgb)
         if not isinstance(detections, Detections):
             raise InvalidInputError(f"detections must be Detections, got {type(detections)}")
-        config = self._config
         timer = _PhaseTimer(torch.device(getattr(self._segmenter, "device", "cpu")))
         # Before start_frame: bad input must not leave the segmenter inside a frame.
         dets = self._prepare_detections(detections, height, width)
         timer.lap("manage")
+        frame_index = self._frame_index
+        try:
+            return self._step(image_rgb, dets, timer)
+        except Exception as error:
+            # From here on the step mutates the tracker and the segmenter: a failure
+            # half-way must not poison the frames after it.
+            self.reset()
+            raise TrackerStepError(
+                f"tracking frame {frame_index} failed ({error!r}); all tracks were reset"
+            ) from error
+
+    def _step(
+        self, image_rgb: np.ndarray, dets: _FrameDetections, timer: _PhaseTimer
+    ) -> StepResult:
+        height, width = image_rgb.shape[:2]
+        config = self._config
         frame_index = self._frame_index
         self._frame_index += 1
 

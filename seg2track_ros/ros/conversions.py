@@ -167,6 +167,9 @@ class ImageConverter:
 
 
 # ----------------------------------------------------------------------- detections
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 @dataclass
 class DetectionConversion:
     """Engine detections from one Detection2DArray, and what was dropped or changed."""
@@ -188,6 +191,12 @@ def detections_from_msg(
     missing_class_id (no hypothesis or an empty class id), non_finite (NaN/inf in the
     box or score), non_positive_size, outside_image, over_max_detections (the lowest
     scores beyond max_detections).
+
+    Values are checked in float32, the engine's dtype, after the conversion: a score
+    beyond float32's range (1e39) becomes inf (non_finite), and a box whose corners
+    round to the same float32 (a size of 1e-7, or a box starting 1e-6 px inside the
+    right edge and clipped to it) has no size (non_positive_size). Only that detection
+    is dropped; the engine never sees a value it would refuse for the whole frame.
     """
     rejected: Counter = Counter()
     boxes, scores, class_ids = [], [], []
@@ -228,10 +237,18 @@ def detections_from_msg(
         if cx1 <= cx0 or cy1 <= cy0:
             rejected["outside_image"] += 1
             continue
+        box32 = np.array((cx0, cy0, cx1, cy1), dtype=np.float32)
+        score32 = np.float32(score) if abs(score) <= _FLOAT32_MAX else np.float32(np.inf)
+        if not math.isfinite(score32):
+            rejected["non_finite"] += 1
+            continue
+        if not (box32[2] > box32[0] and box32[3] > box32[1]):
+            rejected["non_positive_size"] += 1
+            continue
         if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
             clipped += 1
-        boxes.append((cx0, cy0, cx1, cy1))
-        scores.append(score)
+        boxes.append(box32)
+        scores.append(score32)
         class_ids.append(class_id)
     keep = np.arange(len(scores))
     if max_detections is not None and len(scores) > max_detections:

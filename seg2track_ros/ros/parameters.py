@@ -40,11 +40,16 @@ NODE_DESCRIPTIONS = {
     " nearest stamps within this",
     "sync_timeout": "seconds an image waits for its detections before it is tracked without",
     "sync_queue": "images (and detection messages) buffered while waiting to pair",
+    "lockstep_queue_bytes": "lockstep mode: bytes of paired images waiting to be tracked at"
+    " most; beyond it the oldest are dropped and counted (rejected_lockstep_queue_full)",
     "max_detections": "at most this many detections per message (the highest scores are kept)",
     "max_image_pixels": "images with more pixels are rejected",
     "publish_overlay": "publish a bgr8 image with coloured masks and ids on 'overlay'",
     "diagnostics_period": "seconds between /diagnostics messages",
     "autostart": "configure and activate at start (no lifecycle manager needed)",
+    "inject_fault_every": "test hook, 0 (default) = off: every N-th frame the engine fails"
+    " inside Tracker.step with an injected exception, to check that a fault costs only its"
+    " frame",
 }
 
 SEGMENTER_DESCRIPTIONS = {
@@ -118,8 +123,10 @@ INT_RANGES = {
     "max_tracks": (1, 10_000, 1),
     "input_depth": (1, 1000, 1),
     "sync_queue": (1, 1000, 1),
+    "lockstep_queue_bytes": (1, 1 << 40, 1),
     "max_detections": (1, 100_000, 1),
     "max_image_pixels": (1, 1 << 30, 1),
+    "inject_fault_every": (0, 1_000_000, 1),
 }
 
 

@@ -12,7 +12,11 @@ slop instead. Rules:
 - buffers are bounded: beyond ``max_pending`` waiting images the oldest is released
   without detections; beyond ``max_pending`` unmatched detections the oldest are
   dropped (counted in ``dropped_detections``), as are detections older than the last
-  released image.
+  released image and those still waiting at a reset.
+
+Every image released without detections says why (``SyncedPair.unpaired``):
+``timeout``, ``overtaken`` (detections of a later image arrived first) or
+``queue_full``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class SyncedPair:
     image: Any
     detections: Any | None  # None: no detections arrived in time
     received_ns: int  # node-clock time the image arrived
+    unpaired: str | None = None  # why detections is None: timeout, overtaken, queue_full
 
 
 class StampSynchronizer:
@@ -40,9 +45,17 @@ class StampSynchronizer:
         self._images: OrderedDict[int, tuple[Any, int]] = OrderedDict()  # stamp -> (image, t)
         self._detections: dict[int, Any] = {}
         self._last_released: int | None = None
-        self.dropped_detections = 0
+        self.dropped_detections = 0  # detection messages that never paired, in total
+        self._dropped_reported = 0
+
+    def take_dropped_detections(self) -> int:
+        """Detection messages dropped unpaired since the last call."""
+        new = self.dropped_detections - self._dropped_reported
+        self._dropped_reported = self.dropped_detections
+        return new
 
     def reset(self) -> None:
+        self.dropped_detections += len(self._detections)  # they will never pair now
         self._images.clear()
         self._detections.clear()
         self._last_released = None
@@ -64,7 +77,7 @@ class StampSynchronizer:
         self._images[stamp_ns] = (image, now_ns)
         self._images = OrderedDict(sorted(self._images.items()))
         while len(self._images) > self.max_pending:
-            released.append(self._release_oldest(None))
+            released.append(self._release_oldest(None, "queue_full"))
         match = self._find_detections(stamp_ns)
         if match is not None:
             released += self._release_through(stamp_ns, self._detections.pop(match))
@@ -90,7 +103,7 @@ class StampSynchronizer:
             _, (_, received) = next(iter(self._images.items()))
             if now_ns - received < self.timeout_ns:
                 break
-            released.append(self._release_oldest(None))
+            released.append(self._release_oldest(None, "timeout"))
         return released
 
     # ------------------------------------------------------------------------------
@@ -113,14 +126,14 @@ class StampSynchronizer:
         """Release every waiting image up to image_stamp: earlier ones without detections."""
         released = []
         while self._images and next(iter(self._images)) < image_stamp:
-            released.append(self._release_oldest(None))
+            released.append(self._release_oldest(None, "overtaken"))
         released.append(self._release_oldest(detections))
         return released
 
-    def _release_oldest(self, detections: Any | None) -> SyncedPair:
+    def _release_oldest(self, detections: Any | None, unpaired: str | None = None) -> SyncedPair:
         stamp, (image, received) = self._images.popitem(last=False)
         self._last_released = stamp
         for old in [s for s in self._detections if s <= stamp]:
             del self._detections[old]
             self.dropped_detections += 1
-        return SyncedPair(stamp, image, detections, received)
+        return SyncedPair(stamp, image, detections, received, unpaired)

@@ -13,6 +13,8 @@ node walks itself to active.
 from __future__ import annotations
 
 import collections
+import functools
+import math
 import queue
 import threading
 import time
@@ -31,6 +33,7 @@ from vision_msgs.msg import Detection2DArray
 
 from seg2track_ros.engine.checkpoints import CheckpointError
 from seg2track_ros.engine.config import ConfigError, EngineConfig
+from seg2track_ros.engine.tracker import TrackerStepError
 from seg2track_ros.engine.types import Detections, InvalidInputError
 from seg2track_ros.ros.conversions import (
     ImageConverter,
@@ -50,7 +53,24 @@ from seg2track_ros.visualize import overlay_image
 
 OUTPUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 WARN_EVERY_S = 5.0
-LOCKSTEP_QUEUE = 10_000
+LOCKSTEP_QUEUE = 10_000  # frames; the byte bound (lockstep_queue_bytes) usually binds first
+# The worker re-reads the segmenter's memory figure at most this often (seconds).
+MEMORY_READ_EVERY_S = 0.25
+
+
+def _never_raises(callback):
+    """Executor callbacks must not raise: an exception ends spin() and the process.
+    One that does is logged (throttled per callback) and counted in diagnostics."""
+
+    @functools.wraps(callback)
+    def guarded(self, *args):
+        try:
+            return callback(self, *args)
+        except Exception as error:
+            self._callback_failed(callback.__name__, error)
+            return None
+
+    return guarded
 
 
 @dataclass
@@ -77,6 +97,16 @@ class _Stats:
         default_factory=lambda: collections.deque(maxlen=300)
     )
     active_tracks: int = 0
+    callback_errors: collections.Counter = field(default_factory=collections.Counter)
+    images_without_detections: collections.Counter = field(default_factory=collections.Counter)
+    queue_bytes_peak: int = 0  # most image bytes ever waiting to be tracked
+
+
+_UNPAIRED_WHY = {
+    "timeout": "its detections did not arrive within sync_timeout",
+    "overtaken": "detections of a later image arrived first",
+    "queue_full": "more than sync_queue images were waiting",
+}
 
 
 class TrackerNode(LifecycleNode):
@@ -92,6 +122,7 @@ class TrackerNode(LifecycleNode):
         self._stats_lock = threading.Lock()
         self._stats = _Stats()
         self._queue: collections.deque[_Frame] = collections.deque()
+        self._queue_bytes = 0  # image bytes in self._queue (guarded by _queue_ready)
         self._queue_ready = threading.Condition()
         self._worker: threading.Thread | None = None
         # Realtime mode: frame t is serialised and published here while the worker
@@ -99,14 +130,28 @@ class TrackerNode(LifecycleNode):
         self._outbox: queue.Queue = queue.Queue(maxsize=1)
         self._publisher: threading.Thread | None = None
         self._running = False
-        self._subscriptions = []
-        self._timers = []
-        self._publishers_made = False
+        # Never name these like rclpy's own lists (Node._subscriptions, _timers,
+        # _publishers, ...): assigning one replaces rclpy's list and destroy_* then
+        # skips entities (leaked subscriptions and timers, an idle node spinning).
+        self._image_subscription = None
+        self._detections_subscription = None
+        self._sync_timer = None
+        self._diagnostics_timer = None
+        self._tracks_pub = None
+        self._detections_pub = None
+        self._labels_pub = None
+        self._overlay_pub = None
+        self._diagnostics_pub = None
         self._sync: StampSynchronizer | None = None
         self._converter: ImageConverter | None = None
         self._last_stamp_ns: int | None = None
         self._last_size: tuple[int, int] | None = None
         self._warned_rotated = False
+        # The segmenter's stored-tensor bytes, read by the worker under the engine lock
+        # (the segmenter changes its memory while it steps): diagnostics read only this.
+        self._tracker_memory_bytes: int | None = None
+        self._memory_read_at = -math.inf
+        self._last_warning: dict[str, float] = {}  # throttle key -> monotonic time
         self.create_service(Trigger, "~/reset", self._on_reset)
 
     # ------------------------------------------------------------------ lifecycle
@@ -130,7 +175,6 @@ class TrackerNode(LifecycleNode):
             else None
         )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_QOS)
-        self._publishers_made = True
         self._converter = ImageConverter(max_pixels=settings.max_image_pixels)
         self._sync = StampSynchronizer(
             slop_ns=int(settings.sync_slop * 1e9),
@@ -166,8 +210,8 @@ class TrackerNode(LifecycleNode):
 
     def _create_inputs(self) -> None:
         """Subscriptions and timers live from configure to cleanup; while the node is not
-        active their callbacks drop the input. (Destroying and re-creating them inside
-        lifecycle transitions left rclpy's executor spinning on the GIL.)"""
+        active their callbacks drop the input."""
+        self._destroy_inputs()
         settings = self._settings
         if settings.input_reliability == "reliable":
             input_qos = QoSProfile(
@@ -180,16 +224,19 @@ class TrackerNode(LifecycleNode):
                 history=qos_profile_sensor_data.history,
                 durability=qos_profile_sensor_data.durability,
             )
-        self._subscriptions = [
-            self.create_subscription(Image, settings.image_topic, self._on_image, input_qos),
-            self.create_subscription(
-                Detection2DArray, settings.detections_topic, self._on_detections, input_qos
-            ),
-        ]
-        self._timers = [
-            self.create_timer(0.02, self._on_sync_timer),
-            self.create_timer(settings.diagnostics_period, self._publish_diagnostics),
-        ]
+        self._image_subscription = self.create_subscription(
+            Image, settings.image_topic, self._on_image, input_qos
+        )
+        self._detections_subscription = self.create_subscription(
+            Detection2DArray, settings.detections_topic, self._on_detections, input_qos
+        )
+        # Runs only while images wait for their detections (_on_image re-arms it): a
+        # 50 Hz timer firing for nothing cost an idle node several % of a core.
+        self._sync_timer = self.create_timer(0.02, self._on_sync_timer)
+        self._sync_timer.cancel()
+        self._diagnostics_timer = self.create_timer(
+            settings.diagnostics_period, self._publish_diagnostics
+        )
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing()
@@ -213,12 +260,17 @@ class TrackerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        # Error processing ends unconfigured: release what configure made, as cleanup
+        # does, so the next configure does not create a second set.
         self._stop_processing()
+        self._destroy_inputs()
         self._free_engine()
+        self._destroy_publishers()
         return TransitionCallbackReturn.SUCCESS
 
     # ------------------------------------------------------------------ engine
     def _load_engine(self) -> bool:
+        from seg2track_ros.engine.faults import FaultInjectingSegmenter
         from seg2track_ros.engine.sam2_model import build_segmenter
         from seg2track_ros.engine.tracker import Tracker
 
@@ -228,6 +280,12 @@ class TrackerNode(LifecycleNode):
         except (CheckpointError, ConfigError) as error:
             self.get_logger().error(f"configure failed: {error}")
             return False
+        if self._settings.inject_fault_every > 0:
+            segmenter = FaultInjectingSegmenter(segmenter, self._settings.inject_fault_every)
+            self.get_logger().warning(
+                f"inject_fault_every {self._settings.inject_fault_every}: the engine fails on"
+                " purpose every that many frames (a test hook; 0 turns it off)"
+            )
         with self._engine_lock:
             self._segmenter = segmenter
             self._tracker = Tracker(self._config.tracker, segmenter)
@@ -239,26 +297,27 @@ class TrackerNode(LifecycleNode):
         with self._engine_lock:
             device = getattr(self._segmenter, "device", None)
             self._tracker = self._segmenter = None
+            self._tracker_memory_bytes = None
+            self._memory_read_at = -math.inf
         if device is not None and device.type == "cuda":
             import torch
 
             torch.cuda.empty_cache()
 
     def _destroy_publishers(self) -> None:
-        if not self._publishers_made:
-            return
-        for publisher in (
-            self._tracks_pub,
-            self._detections_pub,
-            self._labels_pub,
-            self._overlay_pub,
-            self._diagnostics_pub,
-        ):
+        # Lifecycle publishers are also registered as managed entities: only
+        # destroy_lifecycle_publisher releases them from there.
+        lifecycle = (self._tracks_pub, self._detections_pub, self._labels_pub, self._overlay_pub)
+        for publisher in lifecycle:
             if publisher is not None:
-                self.destroy_publisher(publisher)
-        self._publishers_made = False
+                self.destroy_lifecycle_publisher(publisher)
+        if self._diagnostics_pub is not None:
+            self.destroy_publisher(self._diagnostics_pub)
+        self._tracks_pub = self._detections_pub = self._labels_pub = None
+        self._overlay_pub = self._diagnostics_pub = None
 
     # ------------------------------------------------------------------ inputs
+    @_never_raises
     def _on_image(self, msg: Image) -> None:
         if not self._running:
             return
@@ -275,33 +334,78 @@ class TrackerNode(LifecycleNode):
         # the tracks when it sees the earlier stamp.
         self._sync.rewind_if_before(stamp)
         self._enqueue(self._sync.add_image(stamp, _Frame(msg.header, rgb, None, now), now))
+        if self._sync.pending_images and self._sync_timer.is_canceled():
+            self._sync_timer.reset()
 
+    @_never_raises
     def _on_detections(self, msg: Detection2DArray) -> None:
         if not self._running:
             return
         now = self.get_clock().now().nanoseconds
         self._enqueue(self._sync.add_detections(_stamp_ns(msg.header), msg, now))
 
+    @_never_raises
     def _on_sync_timer(self) -> None:
-        if not self._running:
-            return
-        self._enqueue(self._sync.poll(self.get_clock().now().nanoseconds))
+        if self._running:
+            self._enqueue(self._sync.poll(self.get_clock().now().nanoseconds))
+        if not self._running or not self._sync.pending_images:
+            self._sync_timer.cancel()
 
     def _enqueue(self, pairs: list[SyncedPair]) -> None:
+        self._count_sync_losses(pairs)
         if not pairs:
             return
         realtime = self._settings.mode == "realtime"
+        max_frames = 1 if realtime else LOCKSTEP_QUEUE
+        max_bytes = math.inf if realtime else self._settings.lockstep_queue_bytes
+        dropped = 0
         with self._queue_ready:
             for pair in pairs:
                 frame: _Frame = pair.image
                 frame.detections_msg = pair.detections
-                limit = 1 if realtime else LOCKSTEP_QUEUE
-                if len(self._queue) >= limit:
-                    self._queue.popleft()
-                    with self._stats_lock:
-                        self._stats.frames_dropped += 1
+                size = frame.rgb.nbytes
+                # The oldest waiting frames make room; one frame is always let in, so a
+                # frame above the bound is tracked rather than lost.
+                while self._queue and (
+                    len(self._queue) >= max_frames or self._queue_bytes + size > max_bytes
+                ):
+                    self._queue_bytes -= self._queue.popleft().rgb.nbytes
+                    dropped += 1
                 self._queue.append(frame)
+                self._queue_bytes += size
+            queued = self._queue_bytes
             self._queue_ready.notify()
+        with self._stats_lock:
+            self._stats.frames_dropped += dropped
+            self._stats.queue_bytes_peak = max(self._stats.queue_bytes_peak, queued)
+        if dropped and not realtime:
+            self._reject(
+                "lockstep_queue_full",
+                f"{dropped} frame(s) dropped: frames arrive faster than they are tracked and"
+                f" the queue is at lockstep_queue_bytes ({max_bytes} bytes)",
+                dropped,
+            )
+
+    def _count_sync_losses(self, pairs: list[SyncedPair]) -> None:
+        """Diagnostics for what pairing lost: detection messages that never met their
+        image, and images tracked without detections (by reason)."""
+        unpaired = self._sync.take_dropped_detections() if self._sync is not None else 0
+        if unpaired:
+            self._reject(
+                "unpaired_detections",
+                f"{unpaired} detection message(s) never paired with an image (no image"
+                " with that stamp, or it was already tracked without them)",
+                unpaired,
+            )
+        for pair in pairs:
+            if pair.unpaired is None:
+                continue
+            with self._stats_lock:
+                self._stats.images_without_detections[pair.unpaired] += 1
+            self._warn(
+                f"images_without_detections_{pair.unpaired}",
+                f"image tracked without detections ({_UNPAIRED_WHY[pair.unpaired]})",
+            )
 
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
@@ -312,6 +416,7 @@ class TrackerNode(LifecycleNode):
                 if not self._running:
                     return
                 frame = self._queue.popleft()
+                self._queue_bytes -= frame.rgb.nbytes
             try:
                 self._process(frame)
             except Exception as error:  # never let one frame kill the node
@@ -353,6 +458,15 @@ class TrackerNode(LifecycleNode):
             except InvalidInputError as error:
                 self._reject("invalid_input", f"frame not tracked: {error}")
                 return
+            except TrackerStepError as error:
+                # The engine reset itself: this frame is lost, the next one is tracked.
+                self._last_stamp_ns = None
+                self._reject(
+                    "engine_error", f"frame not tracked, tracks reset: {error}", error=True
+                )
+                return
+            finally:
+                self._read_memory_locked()
         if self._publisher is None:
             self._publish(frame, result)  # lockstep: in order, before the next frame
             return
@@ -362,6 +476,18 @@ class TrackerNode(LifecycleNode):
                 return
             except queue.Full:
                 continue
+
+    def _read_memory_locked(self) -> None:
+        """Snapshot the segmenter's stored-tensor bytes for diagnostics; the caller holds
+        the engine lock (the figure iterates state the step changes)."""
+        now = time.monotonic()
+        if self._segmenter is None or now - self._memory_read_at < MEMORY_READ_EVERY_S:
+            return
+        self._memory_read_at = now
+        try:
+            self._tracker_memory_bytes = int(self._segmenter.memory_bytes())
+        except Exception as error:  # a figure for diagnostics must not cost the frame
+            self._warn("memory_read", f"segmenter memory not read: {error!r}", error=True)
 
     def _publish_work(self) -> None:
         """The realtime publish stage: serialise and publish what the worker tracked."""
@@ -395,16 +521,20 @@ class TrackerNode(LifecycleNode):
             stats.processed_times.append(time.monotonic())
 
     def _destroy_inputs(self) -> None:
-        for subscription in self._subscriptions:
-            self.destroy_subscription(subscription)
-        for timer in self._timers:
-            self.destroy_timer(timer)
-        self._subscriptions, self._timers = [], []
+        for subscription in (self._image_subscription, self._detections_subscription):
+            if subscription is not None:
+                self.destroy_subscription(subscription)
+        for timer in (self._sync_timer, self._diagnostics_timer):
+            if timer is not None:
+                self.destroy_timer(timer)
+        self._image_subscription = self._detections_subscription = None
+        self._sync_timer = self._diagnostics_timer = None
 
     def _stop_processing(self) -> None:
         with self._queue_ready:
             self._running = False
             self._queue.clear()
+            self._queue_bytes = 0
             self._queue_ready.notify_all()
         for thread in (self._worker, self._publisher):
             if thread is not None:
@@ -414,12 +544,29 @@ class TrackerNode(LifecycleNode):
             self._outbox.get_nowait()
         if self._sync is not None:
             self._sync.reset()
+            self._count_sync_losses([])
 
     # ------------------------------------------------------------------ misc
-    def _reject(self, reason: str, message: str, count: int = 1) -> None:
+    def _reject(self, reason: str, message: str, count: int = 1, error: bool = False) -> None:
         with self._stats_lock:
             self._stats.rejected[reason] += count
-        self.get_logger().warning(message, throttle_duration_sec=WARN_EVERY_S)
+        self._warn(reason, message, error=error)
+
+    def _warn(self, key: str, message: str, error: bool = False) -> None:
+        """Log at most once per WARN_EVERY_S per key, so one reason never hides another
+        (rclpy's throttle_duration_sec is shared by every message of one call site)."""
+        now = time.monotonic()
+        with self._stats_lock:
+            if now - self._last_warning.get(key, -math.inf) < WARN_EVERY_S:
+                return
+            self._last_warning[key] = now
+        logger = self.get_logger()
+        (logger.error if error else logger.warning)(message)
+
+    def _callback_failed(self, callback: str, error: Exception) -> None:
+        with self._stats_lock:
+            self._stats.callback_errors[callback] += 1
+        self._warn(f"callback:{callback}", f"{callback} failed: {error!r}", error=True)
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
         with self._engine_lock:
@@ -438,7 +585,25 @@ class TrackerNode(LifecycleNode):
         for parameter in parameters:
             self._refused.pop(parameter.name, None)
 
+    @_never_raises
     def _publish_diagnostics(self) -> None:
+        values = self._diagnostic_values()
+        device = getattr(self._segmenter, "device", None)
+        warn = any(k.startswith(("rejected_", "callback_errors_")) for k in values)
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.WARN if warn else DiagnosticStatus.OK,
+            name=f"{self.get_name()}: seg2track",
+            message="tracking",
+            hardware_id=str(device) if device is not None else "",
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
+        )
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics_pub.publish(array)
+
+    def _diagnostic_values(self) -> dict[str, object]:
+        """The /diagnostics key-values. Reads counters and the worker's snapshots only,
+        never the engine (which the worker changes concurrently)."""
         with self._stats_lock:
             stats = self._stats
             now = time.monotonic()
@@ -454,28 +619,27 @@ class TrackerNode(LifecycleNode):
                 "processing_p50_ms": _percentile(stats.processing_ms, 50),
                 "processing_p95_ms": _percentile(stats.processing_ms, 95),
                 "active_tracks": stats.active_tracks,
+                "queue_bytes": self._queue_bytes,
+                "queue_bytes_peak": stats.queue_bytes_peak,
                 **{f"rejected_{reason}": n for reason, n in sorted(stats.rejected.items())},
+                **{
+                    f"images_without_detections_{why}": n
+                    for why, n in sorted(stats.images_without_detections.items())
+                },
+                **{
+                    f"callback_errors_{name.lstrip('_')}": n
+                    for name, n in sorted(stats.callback_errors.items())
+                },
             }
-        segmenter = self._segmenter
-        device = getattr(segmenter, "device", None)
+        device = getattr(self._segmenter, "device", None)
+        memory = self._tracker_memory_bytes
         if device is not None and device.type == "cuda":
             import torch
 
             values["device_memory_mb"] = round(torch.cuda.memory_allocated(device) / 2**20, 1)
-        elif segmenter is not None:
-            values["tracker_memory_mb"] = round(segmenter.memory_bytes() / 2**20, 3)
-        status = DiagnosticStatus(
-            level=DiagnosticStatus.WARN
-            if any(k.startswith("rejected_") for k in values)
-            else DiagnosticStatus.OK,
-            name=f"{self.get_name()}: seg2track",
-            message="tracking",
-            hardware_id=str(device) if device is not None else "",
-            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
-        )
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics_pub.publish(array)
+        elif memory is not None:
+            values["tracker_memory_mb"] = round(memory / 2**20, 3)
+        return values
 
 
 def _stamp_ns(header) -> int:
