@@ -216,6 +216,44 @@ def test_ids_are_never_reused():
     assert [t.track_id for t in fresh.step(IMAGE, dets([LEFT], [0.9])).tracks] == [1]
 
 
+# --- non-finite scores (issue 11, defect 6) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad", [(float("nan"), float("nan")), (0.9, float("nan")), (float("nan"), 10.0)]
+)
+def test_non_finite_scores_are_weak_and_remove_the_track(bad):
+    # What max_object_pointers=1 produced: an empty mask with NaN scores on every frame.
+    empty = np.zeros((H, W), bool)
+    script = {f: {1: (empty, *bad)} for f in range(1, 7)}
+    tracker, seg = make(script, max_weak_frames=3)
+    tracker.step(IMAGE, dets([LEFT], [0.9]))
+    results = [tracker.step(IMAGE, Detections.empty()) for _ in range(3)]
+    assert [len(r.tracks) for r in results] == [1, 1, 0]
+    assert [r.tracks[0].state for r in results[:2]] == [TrackState.LOST] * 2
+    for track in (r.tracks[0] for r in results[:2]):
+        assert np.isfinite(track.existence) and np.isfinite(track.mask_score)
+    assert seg.named("remove") == [[1]]
+
+
+def test_existence_never_becomes_nan():
+    from seg2track_ros.engine.existence import ExistenceFilter
+
+    existence = ExistenceFilter.from_config(TrackerConfig())
+    for logit in (float("nan"), float("inf"), float("-inf")):
+        for score in (None, 0.9):
+            r = existence.step(0.6, logit, score)
+            assert np.isfinite(r) and 0.0 <= r <= 0.6
+
+
+def test_max_object_pointers_below_two_is_rejected():
+    from seg2track_ros.engine.config import ConfigError, SegmenterConfig
+
+    with pytest.raises(ConfigError, match="max_object_pointers"):
+        SegmenterConfig(max_object_pointers=1).validate()
+    SegmenterConfig(max_object_pointers=2).validate()
+
+
 # --- reinforcement ----------------------------------------------------------------------
 
 

@@ -2,9 +2,12 @@
 
 Defaults are Seg2Track-SAM2's KITTI MOTS settings where the paper has one (detection
 threshold 0.5, addition threshold car 0.6 / pedestrian 0.85, removal below quality 0.1
-after 5 frames, reinforcement below quality 0.7, 16-frame memory window) and SAM2MOT's
-object-score levels (reliable > 8, lost <= 2) for the visibility states. Values that
-neither paper fixes (association weights, existence filter) are ours and documented here.
+after 5 frames, reinforcement below quality 0.7) and SAM2MOT's object-score levels
+(reliable > 8, lost <= 2) for the visibility states. The paper's 16-frame memory window
+has no setting here: SAM 2 itself attends to at most its num_maskmem - 1 = 6 most recent
+frames, and the segmenter keeps only what attention can still read (SegmenterConfig's
+memory bounds). Values that neither paper fixes (association weights, existence filter)
+are ours and documented here.
 """
 
 from __future__ import annotations
@@ -180,7 +183,8 @@ class SegmenterConfig:
     compile: bool = False
     # Memory bounds per object: the most recent frames (SAM 2's num_maskmem - 1 = 6 are
     # used by attention), prompted (conditioning) frames kept (oldest dropped first) and
-    # object pointers attended to (SAM 2 uses up to 16).
+    # object pointers attended to (SAM 2 uses up to 16; at least 2, since pointer
+    # distances are scaled by 1 / (max_object_pointers - 1)).
     max_conditioning_frames: int = 4
     max_object_pointers: int = 16
     # At most this many objects per SAM 2 call (memory attention, mask decoder, memory
@@ -206,8 +210,14 @@ class SegmenterConfig:
             isinstance(self.max_conditioning_frames, int) and self.max_conditioning_frames >= 1
         ):
             raise ConfigError("max_conditioning_frames must be an integer >= 1")
-        if not (isinstance(self.max_object_pointers, int) and 1 <= self.max_object_pointers <= 64):
-            raise ConfigError("max_object_pointers must be an integer in [1, 64]")
+        if not (isinstance(self.max_object_pointers, int) and 2 <= self.max_object_pointers <= 64):
+            # SAM 2 scales pointer distances by 1 / (max_object_pointers - 1): with 1 that
+            # divides by zero, every memory-attention output becomes NaN and so does every
+            # score (issue 11, defect 6).
+            raise ConfigError(
+                "max_object_pointers must be an integer in [2, 64],"
+                f" got {self.max_object_pointers!r}"
+            )
         if not (isinstance(self.objects_per_call, int) and 0 <= self.objects_per_call <= 1024):
             raise ConfigError("objects_per_call must be an integer in [0, 1024] (0: auto)")
         return self

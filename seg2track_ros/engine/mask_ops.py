@@ -7,7 +7,7 @@ device results to the host only through ``to_host`` (tests count those calls); e
 queues its copies and waits once:
 
 - once per frame, ``association_geometry`` packs every small matrix the host logic needs
-  (the propagated scores and logits, mask areas, centroids and boxes, mask-vs-box IoU and
+  (the propagated scores and logits, mask centroids, mask-vs-box IoU and
   centroid distances, mask-vs-mask IoU, the coverage grid) into one float32 vector and
   copies that;
 - ``prompt`` outputs (scores and logits of the prompted objects) once when something was
@@ -170,9 +170,7 @@ class FrameGeometry:
 
     mask_scores: np.ndarray  # (K,) predicted IoU
     logits: np.ndarray  # (K,) object-score logits
-    mask_areas: np.ndarray  # (K,) pixels
     centroids: np.ndarray  # (K, 2) x, y (pixel centres at +0.5); 0 for empty masks
-    mask_boxes: np.ndarray  # (K, 4) tight xyxy; zeros for empty masks
     iou: np.ndarray  # (K, N) IoU(mask, filled detection box)
     centroid_distance: np.ndarray  # (K, N) |centroid - box centre| / box diagonal, <= 1
     mask_iou: np.ndarray  # (K, K) IoU between track masks (before overlap resolution)
@@ -238,7 +236,7 @@ def association_geometry(
     ys = torch.arange(height, device=device, dtype=torch.float32) + 0.5
     safe_area = area.clamp(min=1.0)
     centroids = torch.stack((col_counts @ xs / safe_area, row_counts @ ys / safe_area), dim=1)
-    mask_boxes, present = _profile_boxes(counts.row_counts > 0, counts.col_counts > 0)
+    present = area > 0
 
     centres = torch.stack(
         ((fboxes[:, 0] + fboxes[:, 2]) / 2, (fboxes[:, 1] + fboxes[:, 3]) / 2), dim=1
@@ -261,9 +259,7 @@ def association_geometry(
     parts = (
         mask_scores.to(torch.float32),
         logits.to(torch.float32),
-        area,
         centroids,
-        mask_boxes,
         iou,
         distance,
         mask_iou,
@@ -280,15 +276,13 @@ def association_geometry(
     return FrameGeometry(
         mask_scores=arrays[0],
         logits=arrays[1],
-        mask_areas=arrays[2],
-        centroids=arrays[3],
-        mask_boxes=arrays[4],
-        iou=arrays[5],
-        centroid_distance=arrays[6],
-        mask_iou=arrays[7],
+        centroids=arrays[2],
+        iou=arrays[3],
+        centroid_distance=arrays[4],
+        mask_iou=arrays[5],
         grid_xs=grid_xs,
         grid_ys=grid_ys,
-        grid_covered=arrays[8],
+        grid_covered=arrays[6],
     )
 
 
@@ -309,7 +303,10 @@ def label_image(masks: torch.Tensor, mask_scores: torch.Tensor) -> torch.Tensor:
         return torch.zeros((height, width), dtype=label_dtype, device=device)
     work_dtype = torch.uint8 if num <= 255 else label_dtype
     # A stable descending sort keeps row order among equal scores.
-    order = torch.sort(mask_scores.float(), descending=True, stable=True).indices
+    # A NaN score ranks last (sort would put it first): such a mask keeps only pixels
+    # nobody else claims.
+    scores = mask_scores.float().nan_to_num(nan=-math.inf)
+    order = torch.sort(scores, descending=True, stable=True).indices
     priority = torch.empty(num, dtype=work_dtype, device=device)
     priority[order] = torch.arange(num, 0, -1, device=device).to(work_dtype)
     best = (masks.to(work_dtype) * priority[:, None, None]).amax(dim=0)

@@ -34,6 +34,7 @@ Decisions the method leaves open, made here:
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -92,15 +93,31 @@ class _FrameDetections:
     masks: np.ndarray | None  # (N, H, W) bool
 
 
+# The object-score logit SAM 2 itself gives an absent object; stands in for a non-finite
+# one so that nothing downstream (existence, logit history, occlusion) sees a NaN.
+ABSENT_LOGIT = -1024.0
+
+
 @dataclass
 class _Evidence:
-    """One track's inputs to the state machine on this frame."""
+    """One track's inputs to the state machine on this frame.
+
+    Non-finite segmenter scores (NaN from a broken model or config) are replaced on
+    construction by "no mask, absent" (score 0, ABSENT_LOGIT) and flagged ``corrupt``:
+    such a frame is always weak, so the track is removed after max_weak_frames instead
+    of staying CONFIRMED forever on scores that never compare below a threshold.
+    """
 
     mask_score: float
     logit: float
     detection_score: float | None  # the associated detection's score, None when unmatched
     occluded: bool = False
     prompted: bool = False
+    corrupt: bool = False
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.mask_score) and math.isfinite(self.logit)):
+            self.mask_score, self.logit, self.corrupt = 0.0, ABSENT_LOGIT, True
 
 
 class _PhaseTimer:
@@ -325,7 +342,6 @@ class Tracker:
             centroid_distance=geometry.centroid_distance,
             detection_scores=dets.scores,
             detection_boxes=dets.boxes,
-            mask_boxes=geometry.mask_boxes,
         )
         cost = np.asarray(self._cost(pairs, self._config), dtype=np.float64)
         if cost.shape != geometry.iou.shape:
@@ -339,7 +355,7 @@ class Tracker:
             dets.class_ids,
             self._config.match_across_classes,
         )
-        return dict(associate(cost, allowed).pairs)
+        return dict(associate(cost, allowed))
 
     def _reinforcement(
         self,
@@ -551,6 +567,10 @@ class Tracker:
 
 # --- the state machine: the one place where track states change -----------------------
 def _is_weak(mask_score: float, logit: float, config: TrackerConfig) -> bool:
+    """A low predicted IoU or logit; non-finite scores (every comparison with NaN is
+    false) are weak too."""
+    if not (math.isfinite(mask_score) and math.isfinite(logit)):
+        return True
     return mask_score < config.removal_quality or logit <= config.lost_logit
 
 
@@ -563,8 +583,8 @@ def _advance(
 ) -> TrackState | None:
     """Update a track with this frame's evidence; its state, or None when it is removed.
 
-    - weak frame (low predicted IoU or logit <= lost_logit): LOST this frame and one more
-      consecutive weak frame; a good frame resets the count;
+    - weak frame (low predicted IoU or logit <= lost_logit, or non-finite scores): LOST
+      this frame and one more consecutive weak frame; a good frame resets the count;
     - max_weak_frames consecutive weak frames, or existence below min_existence: removed;
     - existence reaching confirm_existence confirms the track for good;
     - shown state: OCCLUDED > LOST > CONFIRMED / TENTATIVE.
@@ -578,7 +598,7 @@ def _advance(
         record.detection_score = ev.detection_score
         record.frames_since_detection = 0
 
-    weak = _is_weak(ev.mask_score, ev.logit, config)
+    weak = ev.corrupt or _is_weak(ev.mask_score, ev.logit, config)
     record.weak_frames = record.weak_frames + 1 if weak else 0
     record.existence = existence.step(record.existence, ev.logit, ev.detection_score)
     record.confirmed = record.confirmed or record.existence >= config.confirm_existence

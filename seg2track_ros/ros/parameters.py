@@ -59,7 +59,7 @@ SEGMENTER_DESCRIPTIONS = {
         " batches (CUDA; slow first frames, once per bucket)"
     ),
     "max_conditioning_frames": "prompted frames kept per object (oldest dropped first)",
-    "max_object_pointers": "object pointers attended to per object (SAM 2 uses 16)",
+    "max_object_pointers": "object pointers attended to per object, at least 2 (SAM 2 uses 16)",
     "objects_per_call": "at most this many objects per SAM 2 call; 0: auto (all on CUDA,"
     " a few at a time on the CPU, where smaller calls stay in cache)",
 }
@@ -111,7 +111,7 @@ FLOAT_RANGES = {
 INT_RANGES = {
     "image_size": (64, 4096, 64),
     "max_conditioning_frames": (1, 64, 1),
-    "max_object_pointers": (1, 64, 1),
+    "max_object_pointers": (2, 64, 1),
     "objects_per_call": (0, 1024, 1),
     "max_weak_frames": (1, 10_000, 1),
     "occlusion_history": (1, 1000, 1),
