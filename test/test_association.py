@@ -100,6 +100,19 @@ def test_non_finite_costs_are_never_matched():
     assert associate(np.array([[np.nan, 0.5]]), np.ones((1, 2), bool)) == [(0, 1)]
 
 
+def test_containment_gate():
+    # Detection 0: 17% of its box in the mask, 25% of the mask in the box: forbidden.
+    # Detection 1: 38% of its box in the mask, but all of the mask in the box: allowed.
+    # Detection 2: 45% of its box in the mask (car: 1 - 0.6 = 0.4 needed): allowed.
+    iou = np.full((1, 3), 0.3)
+    coverage = np.array([[0.17, 0.38, 0.45]])
+    inside = np.array([[0.25, 1.0, 0.3]])
+    gate = association_gate(
+        iou, 0.1, ["car"], ["car"] * 3, False, containment=(coverage, inside, [0.4] * 3, 0.5)
+    )
+    assert gate.tolist() == [[False, True, True]]
+
+
 def test_class_gate():
     iou = np.full((2, 2), 0.5)
     same = association_gate(iou, 0.1, ["car", "pedestrian"], ["pedestrian", "car"], False)
@@ -210,6 +223,8 @@ def test_association_geometry_matches_brute_force(monkeypatch):
     area = masks.sum(axis=(1, 2))
     union = area[:, None] + filled.sum(axis=(1, 2))[None, :] - inter
     np.testing.assert_allclose(geo.iou, inter / union, rtol=1e-6)
+    np.testing.assert_allclose(geo.box_coverage, inter / filled.sum(axis=(1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(geo.mask_in_box, inter / np.maximum(area, 1)[:, None], rtol=1e-6)
     np.testing.assert_allclose(geo.mask_scores, scores.numpy())
     np.testing.assert_allclose(geo.logits, logits.numpy())
 

@@ -303,6 +303,40 @@ def test_reprompt_and_new_tracks_share_one_prompt_call():
     assert [t.track_id for t in result.tracks] == [1, 2]
 
 
+def test_a_detection_mostly_outside_a_pending_track_starts_a_track():
+    # Issue 11, defect 3. Track 1 is pending (mask score 0.5). A car detection overlaps
+    # its mask in a 3-pixel strip: 83% of the box is outside every track, and only a
+    # quarter of the mask is inside the box, yet IoU 0.11 passes the 0.1 gate. It is a
+    # neighbour: it must start track 2, and track 1 must not be re-prompted onto it.
+    track_box, neighbour = [10, 4, 22, 40], [19, 4, 37, 40]
+    script = {1: {1: (mask(track_box), 0.5, 10.0)}}
+    tracker, seg = make(script)
+    tracker.step(IMAGE, dets([track_box], [0.9]))
+    result = tracker.step(IMAGE, dets([neighbour], [0.9]))
+    assert [t.track_id for t in result.tracks] == [1, 2]
+    prompt_calls = [p for name, p in seg.frame_calls(1) if name == "prompt"]
+    assert [ids for ids, _, _ in prompt_calls] == [[2]]
+    np.testing.assert_allclose(prompt_calls[0][1], [neighbour])
+    by_id = {t.track_id: t for t in result.tracks}
+    assert by_id[1].frames_since_detection == 1
+
+
+def test_two_detections_of_a_reprompted_track_start_no_duplicate():
+    # Issue 11, defect 7. Track 1's mask shrank to [2, 4, 14, 40]; detections a (LEFT)
+    # and b of the same object arrive. a matches and re-prompts track 1 with its box;
+    # b is 72% outside the old mask but half inside a's box, which becomes track 1's
+    # mask on this frame: b must not start a duplicate track.
+    b = [9, 4, 27, 40]
+    script = {1: {1: (mask([2, 4, 14, 40]), 0.5, 10.0)}}
+    tracker, seg = make(script)
+    tracker.step(IMAGE, dets([LEFT], [0.9]))
+    result = tracker.step(IMAGE, dets([LEFT, b], [0.9, 0.85]))
+    assert [t.track_id for t in result.tracks] == [1]
+    prompt_calls = [p for name, p in seg.frame_calls(1) if name == "prompt"]
+    assert [ids for ids, _, _ in prompt_calls] == [[1]]
+    np.testing.assert_allclose(prompt_calls[0][1], [LEFT])
+
+
 # --- occlusion --------------------------------------------------------------------------
 
 SHARED = [20, 8, 44, 40]  # both tracks' masks on the occlusion frame

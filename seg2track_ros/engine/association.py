@@ -126,9 +126,16 @@ def association_gate(
     track_classes: list[str],
     detection_classes: list[str],
     match_across_classes: bool,
+    containment: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None,
 ) -> np.ndarray:
-    """Pairs that may match: IoU above zero and at least min_iou, and (by default) equal
-    class ids."""
+    """Pairs that may match: IoU above zero and at least min_iou and (by default) equal
+    class ids.
+
+    ``containment`` = (box_coverage (K, N), mask_in_box (K, N), min_box_coverage (N,),
+    min_mask_in_box) further requires that at least min_box_coverage[n] of detection n's
+    box lies in the track's mask, or at least min_mask_in_box of the track's mask lies in
+    the box.
+    """
     allowed = (iou > 0.0) & (iou >= min_iou)
     if not match_across_classes:
         same = (
@@ -136,4 +143,8 @@ def association_gate(
             == np.asarray(detection_classes, dtype=object)[None, :]
         )
         allowed &= same.reshape(iou.shape)
+    if containment is not None:
+        box_coverage, mask_in_box, min_box_coverage, min_mask_in_box = containment
+        box_inside = box_coverage >= np.asarray(min_box_coverage, dtype=np.float64)[None, :]
+        allowed &= box_inside | (mask_in_box >= min_mask_in_box)
     return allowed

@@ -61,6 +61,11 @@ class TrackerConfig:
     # --- association (gated Hungarian) -----------------------------------------------
     # Pairs whose IoU(track mask, filled detection box) is below this are never matched.
     min_association_iou: float = 0.1
+    # Nor are pairs where the detection lies mostly outside the track's mask: a pair
+    # needs at least 1 - addition_threshold (of the detection's class) of the box inside
+    # the mask, or at least min_mask_in_box of the mask inside the box (a mask that shrank
+    # inside its object). A detection the new-track test calls new then never matches.
+    min_mask_in_box: float = 0.5
     # cost = (iou_weight * (1 - IoU) + centroid_weight * d) * (1 + confidence_weight * (1 - s))
     # d: distance between the mask centroid and the box centre over the box diagonal
     # (capped at 1); s: detection score. Seg2Track++'s mask-centroid distance and
@@ -122,6 +127,7 @@ class TrackerConfig:
             thresholds.validate(f"classes.{name}")
         for name in (
             "min_association_iou",
+            "min_mask_in_box",
             "removal_quality",
             "reinforcement_quality",
             "occlusion_iou",

@@ -7,9 +7,9 @@ device results to the host only through ``to_host`` (tests count those calls); e
 queues its copies and waits once:
 
 - once per frame, ``association_geometry`` packs every small matrix the host logic needs
-  (the propagated scores and logits, mask centroids, mask-vs-box IoU and
-  centroid distances, mask-vs-mask IoU, the coverage grid) into one float32 vector and
-  copies that;
+  (the propagated scores and logits, mask centroids, mask-vs-box IoU, the fractions
+  of box in mask and of mask in box, centroid distances, mask-vs-mask IoU, the coverage
+  grid) into one float32 vector and copies that;
 - ``prompt`` outputs (scores and logits of the prompted objects) once when something was
   prompted;
 - for the output, once: the frame's label image (H, W) uint16 (0 = background, k + 1 =
@@ -172,6 +172,8 @@ class FrameGeometry:
     logits: np.ndarray  # (K,) object-score logits
     centroids: np.ndarray  # (K, 2) x, y (pixel centres at +0.5); 0 for empty masks
     iou: np.ndarray  # (K, N) IoU(mask, filled detection box)
+    box_coverage: np.ndarray  # (K, N) fraction of each detection box's pixels in the mask
+    mask_in_box: np.ndarray  # (K, N) fraction of each mask's pixels in the detection box
     centroid_distance: np.ndarray  # (K, N) |centroid - box centre| / box diagonal, <= 1
     mask_iou: np.ndarray  # (K, K) IoU between track masks (before overlap resolution)
     grid_xs: np.ndarray  # (Gx,) int pixel edges
@@ -230,6 +232,8 @@ def association_geometry(
     box_px = ((pix[:, 2] - pix[:, 0]) * (pix[:, 3] - pix[:, 1])).to(torch.float32)
     union = area[:, None] + box_px[None, :] - inter
     iou = inter / union.clamp(min=1.0)
+    box_coverage = inter / box_px.clamp(min=1.0)[None, :]
+    mask_in_box = inter / area.clamp(min=1.0)[:, None]
 
     # Centroids from the row and column counts (pixel centres at +0.5).
     xs = torch.arange(width, device=device, dtype=torch.float32) + 0.5
@@ -261,6 +265,8 @@ def association_geometry(
         logits.to(torch.float32),
         centroids,
         iou,
+        box_coverage,
+        mask_in_box,
         distance,
         mask_iou,
         grid,
@@ -278,11 +284,13 @@ def association_geometry(
         logits=arrays[1],
         centroids=arrays[2],
         iou=arrays[3],
-        centroid_distance=arrays[4],
-        mask_iou=arrays[5],
+        box_coverage=arrays[4],
+        mask_in_box=arrays[5],
+        centroid_distance=arrays[6],
+        mask_iou=arrays[7],
         grid_xs=grid_xs,
         grid_ys=grid_ys,
-        grid_covered=arrays[6],
+        grid_covered=arrays[8],
     )
 
 

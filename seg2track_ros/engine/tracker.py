@@ -6,10 +6,12 @@ Per frame (the segmenter's call order is in segmenter.py):
 2. drop detections below their class's detection threshold, clip boxes to the image;
 3. batched geometry on the device (mask_ops), copied to the host once;
 4. gated Hungarian association of tracks and detections (association.py); only equal
-   class ids match unless ``match_across_classes``;
+   class ids match unless ``match_across_classes``, and never a detection mostly
+   outside the track's mask (see ``_associate``);
 5. re-prompt pending tracks matched to a confident detection, start tracks for
-   detections that lie mostly in the region no track (and no track started earlier on
-   this frame) covers; all of them in one ``prompt`` call, output on this frame;
+   detections that lie mostly in the region no track covers (track masks, re-prompted
+   tracks' boxes and tracks started earlier on this frame); all of them in one
+   ``prompt`` call, output on this frame;
 6. the state machine (``_advance``): weak-frame counter, Bernoulli existence, removal;
    SAM2MOT occlusion between overlapping tracks;
 7. ``finish_frame(neutralise=occluded)``, then ``remove(removed)``;
@@ -234,7 +236,9 @@ class Tracker:
         timer.lap("geometry")
         matched = self._associate(records, dets, geometry)
         reprompt = self._reinforcement(records, dets, geometry, matched)
-        new_cols = self._select_new_tracks(len(records), dets, geometry, set(matched.values()))
+        new_cols = self._select_new_tracks(
+            len(records), dets, geometry, set(matched.values()), [matched[r] for r in reprompt]
+        )
         new_records = [self._new_record(dets, col) for col in new_cols]
         timer.lap("manage")
 
@@ -348,12 +352,33 @@ class Tracker:
             raise ValueError(
                 f"association cost has shape {cost.shape}, expected {geometry.iou.shape}"
             )
+        # A detection mostly outside a track's mask may not match it: the IoU gate alone
+        # (0.1) let a detection lying 83% outside a pending track match it, so no track
+        # started and the track was re-prompted onto the neighbour (issue 11, defect 3).
+        # A pair needs at least 1 - addition_threshold of the box inside the mask (the
+        # new-track test would not call the detection new because of this track), or at
+        # least min_mask_in_box of the mask inside the box (a mask that shrank or lagged
+        # inside its object, which the box still holds; a neighbour's box holds only a
+        # sliver of it). We keep matching before the new-track test, rather than the
+        # reference's order, so that a shrunken pending track is re-prompted instead of
+        # duplicated and a re-prompted track's box can count as covered in the new-track
+        # test (defect 7). The per-class addition threshold, not one fixed fraction,
+        # because masks fill their boxes unevenly: a pedestrian's about half, a car's
+        # most of it.
+        config = self._config
+        min_coverage = [1.0 - config.thresholds(c).addition_threshold for c in dets.class_ids]
         allowed = association_gate(
             geometry.iou,
-            self._config.min_association_iou,
+            config.min_association_iou,
             [r.class_id for r in records],
             dets.class_ids,
-            self._config.match_across_classes,
+            config.match_across_classes,
+            containment=(
+                geometry.box_coverage,
+                geometry.mask_in_box,
+                np.array(min_coverage),
+                config.min_mask_in_box,
+            ),
         )
         return dict(associate(cost, allowed))
 
@@ -385,9 +410,16 @@ class Tracker:
         dets: _FrameDetections,
         geometry: mask_ops.FrameGeometry,
         matched_cols: set[int],
+        reprompt_cols: list[int],
     ) -> list[int]:
-        """Unmatched detections, best first, whose box is mostly uncovered by track masks
-        and by the boxes of tracks started earlier on this frame."""
+        """Unmatched detections, best first, whose box is mostly uncovered by track masks,
+        by the boxes re-prompted tracks get on this frame and by the boxes of tracks
+        started earlier on this frame.
+
+        A re-prompted track's box covers like a new track's: both become that track's
+        mask on this frame. Without it, two detections of one pending object gave one
+        re-prompt plus a duplicate track (issue 11, defect 7).
+        """
         config = self._config
         capacity = config.max_tracks - num_tracks
         candidates = sorted(
@@ -395,6 +427,8 @@ class Tracker:
             key=lambda c: (-float(dets.scores[c]), c),
         )
         boxed = np.zeros(geometry.grid_covered.shape, dtype=bool)
+        for col in reprompt_cols:
+            boxed[geometry.grid_span(dets.pixel_boxes[col])] = True
         accepted: list[int] = []
         for col in candidates:
             if len(accepted) >= capacity:

@@ -66,6 +66,8 @@ SEGMENTER_DESCRIPTIONS = {
 
 TRACKER_DESCRIPTIONS = {
     "min_association_iou": "pairs with IoU(track mask, detection box) below this never match",
+    "min_mask_in_box": "a detection with less than 1 - addition_threshold of its box inside a"
+    " track's mask matches it only if at least this fraction of the mask is inside the box",
     "iou_weight": "association cost weight of 1 - IoU(mask, box)",
     "centroid_weight": "association cost weight of the mask-centroid to box-centre distance"
     " over the box diagonal",
