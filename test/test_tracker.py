@@ -381,6 +381,43 @@ def test_no_occlusion_without_heavy_overlap():
     assert seg.named("finish_frame")[-2] == []  # frame with separate masks
 
 
+def test_occlusion_iou_is_exact_for_thin_masks_at_full_resolution():
+    # Issue 11, defect 8, at KITTI size (375 x 1242, where the old estimate used every
+    # 2nd row and column). Two distant pedestrians' masks: one column and the same
+    # column plus its right neighbour, IoU 0.5. Subsampled, the second column vanishes
+    # and the IoU reads 1.0 > 0.8: the lower logit was wrongly marked occluded.
+    height, width = 375, 1242
+    image = np.zeros((height, width, 3), np.uint8)
+    thin, wide = np.zeros((height, width), bool), np.zeros((height, width), bool)
+    thin[100:300, 600] = True
+    wide[100:300, 600:602] = True
+    script = {1: {1: (thin, 0.9, 9.0), 2: (wide, 0.9, 5.0)}}
+    seg = ScriptedSegmenter(script)
+    tracker = Tracker(TrackerConfig(), seg)
+    tracker.step(image, dets([[100, 100, 140, 300], [900, 100, 940, 300]], [0.9, 0.9]))
+    result = tracker.step(image, Detections.empty())
+    assert len(result.tracks) == 2
+    assert all(t.state is not TrackState.OCCLUDED for t in result.tracks)
+    assert seg.named("finish_frame")[-1] == []
+
+
+def test_pairwise_mask_iou_is_exact_over_pixel_chunks():
+    rng = np.random.default_rng(3)
+    masks = np.zeros((5, 61, 83), bool)
+    for k in range(5):  # thin random strokes
+        xs = rng.integers(0, 83, 3)
+        masks[k][:, xs] = rng.random((61, 3)) < 0.7
+    masks[4] = False  # an empty mask
+    flat = masks.reshape(5, -1).astype(np.int64)
+    inter = flat @ flat.T
+    area = flat.sum(1)
+    union = area[:, None] + area[None, :] - inter
+    expected = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    for max_pixels in (7, 1000, 61 * 83):  # chunk edges inside rows, and one chunk
+        got = mask_ops.pairwise_mask_iou(torch.from_numpy(masks), max_pixels).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=0)
+
+
 def test_occlusion_victims_of_many_pairs_follow_the_rule_pair_by_pair():
     # Every branch of the rule, decided for all pairs at once; checked pair by pair.
     ids = np.array([1, 2, 3, 4, 5, 6, 7])

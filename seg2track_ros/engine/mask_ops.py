@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-# Masks are subsampled by an integer stride for the mask-vs-mask IoU so that at most this
-# many pixels per mask enter the (K, P) x (P, K) float32 product (100 tracks: 100 MiB).
-# KITTI frames (1242 x 375) use stride 2, 1080p stride 3. The IoU only gates occlusion
-# (> 0.8), which a stride of a few pixels does not change in practice.
+# The mask-vs-mask IoU sums (K, P) x (P, K) float32 products over chunks of at most this
+# many pixels per mask (100 tracks: 100 MiB per chunk). It is exact: a subsampled
+# estimate (stride 3 at 1080p) was off by up to 0.38 for thin masks and flipped the
+# occlusion decision (> 0.8) in 23 of 100 random cases (issue 11, defect 8).
 PAIRWISE_MAX_PIXELS = 1 << 18
 # Integral images are built for this many mask pixels at a time (int32: 512 MiB), in
 # chunks of whole objects, so their memory does not grow with the track count.
@@ -137,24 +137,31 @@ def _profile_boxes(rows: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor
     return torch.where(present[:, None], boxes, torch.zeros_like(boxes)), present
 
 
-def pairwise_mask_iou(masks: torch.Tensor, stride: int = 1) -> torch.Tensor:
-    """IoU (K, K) between masks (K, H, W), from one matrix product of flattened masks.
+def pairwise_mask_iou(masks: torch.Tensor, max_pixels: int = PAIRWISE_MAX_PIXELS) -> torch.Tensor:
+    """Exact IoU (K, K) between masks (K, H, W).
 
-    ``stride`` > 1 subsamples every stride-th row and column first (an estimate).
+    The intersections are a sum of matrix products of the flattened masks over chunks
+    of at most ``max_pixels`` pixels (a loop over chunks, not over pixels or pairs).
+    Products of 0/1 values accumulated in float32 are exact integer counts up to 2**24
+    pixels, also under TF32 (0 and 1 are exact in its 10-bit mantissa). Pairs whose
+    boxes do not overlap come out as exactly 0; picking only the overlapping pairs
+    would need their list on the host, a device-to-host round trip per frame that the
+    one-copy geometry avoids, while the product costs K^2 H W multiply-adds, well under
+    a millisecond for 100 tracks at 1080p on a GPU.
     """
     num = masks.shape[0]
     if num == 0:
         return torch.zeros((0, 0), dtype=torch.float32, device=masks.device)
-    flat = masks[:, ::stride, ::stride].reshape(num, -1).to(torch.float32)
-    inter = flat @ flat.T
+    flat = masks.reshape(num, -1)
+    inter = torch.zeros((num, num), dtype=torch.float32, device=masks.device)
+    # Never under a caller's bf16 autocast: an 8-bit mantissa cannot hold counts > 256.
+    with torch.autocast(masks.device.type, enabled=False):
+        for start in range(0, flat.shape[1], max(1, max_pixels)):
+            chunk = flat[:, start : start + max_pixels].to(torch.float32)
+            inter += chunk @ chunk.T
     area = inter.diagonal()
     union = area[:, None] + area[None, :] - inter
     return torch.where(union > 0, inter / union.clamp(min=1.0), torch.zeros_like(inter))
-
-
-def pairwise_stride(height: int, width: int, max_pixels: int = PAIRWISE_MAX_PIXELS) -> int:
-    """Smallest integer stride that keeps a subsampled mask within max_pixels."""
-    return max(1, math.ceil(math.sqrt(height * width / max_pixels)))
 
 
 @dataclass
@@ -250,7 +257,7 @@ def association_geometry(
     distance = (offset / diagonal[None, :]).clamp(max=1.0)
     distance = torch.where(present[:, None], distance, torch.ones_like(distance))
 
-    mask_iou = pairwise_mask_iou(masks, pairwise_stride(height, width)) if num > 1 else None
+    mask_iou = pairwise_mask_iou(masks) if num > 1 else None
     if mask_iou is None:
         mask_iou = torch.zeros((num, num), dtype=torch.float32, device=device)
 
