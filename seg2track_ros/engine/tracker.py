@@ -15,8 +15,9 @@ Per frame (the segmenter's call order is in segmenter.py):
 6. the state machine (``_advance``): weak-frame counter, Bernoulli existence, removal;
    SAM2MOT occlusion between overlapping tracks;
 7. ``finish_frame(neutralise=occluded)``, then ``remove(removed)``;
-8. output: one label image on the device (contested pixels go to the higher mask score)
-   and the tracks' boxes, copied to the host together; tracks' masks are views of it.
+8. output: one label image on the device (contested pixels go to the higher object-score
+   logit, never to an OCCLUDED track: the occlusion rule's own quantity) and the tracks'
+   boxes, copied to the host together; tracks' masks are views of it.
 
 Decisions the method leaves open, made here:
 - Tracks removed on a frame are not output on it.
@@ -543,7 +544,8 @@ class Tracker:
     ) -> tuple[list[Track], np.ndarray]:
         """The surviving tracks (ascending id) and the frame's label image.
 
-        On the device: the label image (contested pixels to the higher mask score) and
+        On the device: the label image (contested pixels to the higher logit, never to an
+        OCCLUDED track) and
         the tracks' tight boxes; then one copy of both to the host. No per-track mask
         reaches the host: each Track's mask is a view of the label image.
         """
@@ -564,15 +566,29 @@ class Tracker:
             prompt_row[everyone[i].track_id] if i >= num_propagated or i in reprompted else i
             for i in order
         ]
-        masks, scores = propagated.masks, propagated.mask_scores.float()
+        masks = propagated.masks
         if prompted is not None:
             # On the prompt's device: the propagated output is empty (maybe a CPU
             # placeholder) when no track existed before this frame.
-            device = prompted.masks.device
-            masks = torch.cat((masks.to(device), prompted.masks))
-            scores = torch.cat((scores.to(device), prompted.mask_scores.float()))
+            masks = torch.cat((masks.to(prompted.masks.device), prompted.masks))
+        # One rule decides occlusion and ownership of contested pixels: the object-score
+        # logit (SAM2MOT's visibility), with OCCLUDED tracks after all others. Owners
+        # used to be picked by predicted IoU while occlusion went by the logit, so a track
+        # marked OCCLUDED (its memory neutralised) could own its occluder's pixels.
+        ranked = sorted(
+            range(len(order)),
+            key=lambda k: (
+                states[order[k]] is TrackState.OCCLUDED,
+                -everyone[order[k]].logit,
+                everyone[order[k]].track_id,
+            ),
+        )
+        priority = np.empty(len(order), dtype=np.float32)
+        priority[ranked] = np.arange(len(order), 0, -1, dtype=np.float32)
         index = torch.as_tensor(source, dtype=torch.long, device=masks.device)
-        labels = mask_ops.label_image(masks[index], scores[index])
+        labels = mask_ops.label_image(
+            masks[index], torch.from_numpy(priority).to(masks.device, non_blocking=True)
+        )
         boxes, present = mask_ops.label_boxes(labels, len(order))
         labels, boxes, present = mask_ops.to_host(labels, boxes, present)
         labels = labels.view(np.uint16) if labels.dtype == np.int16 else labels.astype(np.uint16)
