@@ -198,6 +198,33 @@ def test_a_low_logit_is_a_weak_frame_too():
     assert result.tracks[0].state is TrackState.LOST
 
 
+def test_a_lost_track_keeps_its_identity_for_sam2mot_lost_tolerance():
+    # Issue 11, defect 5. SAM 2 believes the object hidden (logit -5) while its mask is
+    # fine: LOST, and removed only after 25 consecutive lost frames (SAM2MOT), not the 5
+    # "tries" of the quality rule. When the detector finds it again, it has its old id.
+    config = TrackerConfig()
+    assert (config.max_lost_frames, config.max_weak_frames) == (25, 5)
+    hidden = {f: {1: (mask(LEFT), 0.9, -5.0)} for f in range(1, 25)}
+    script = {**hidden, 25: {1: (mask(LEFT), 0.9, 10.0)}}
+    tracker, seg = make(script)
+    tracker.step(IMAGE, dets([LEFT], [0.9]))
+    results = [tracker.step(IMAGE, Detections.empty()) for _ in range(24)]
+    assert all([t.state for t in r.tracks] == [TrackState.LOST] for r in results)
+    result = tracker.step(IMAGE, dets([LEFT], [0.9]))
+    assert [t.track_id for t in result.tracks] == [1]
+    assert result.tracks[0].state is not TrackState.LOST
+    assert seg.named("remove") == []
+
+
+def test_lost_frames_remove_the_track_after_max_lost_frames():
+    script = {f: {1: (mask(LEFT), 0.9, -5.0)} for f in range(1, 10)}
+    tracker, seg = make(script, max_lost_frames=4)
+    tracker.step(IMAGE, dets([LEFT], [0.9]))
+    counts = [len(tracker.step(IMAGE, Detections.empty()).tracks) for _ in range(4)]
+    assert counts == [1, 1, 1, 0]
+    assert seg.named("remove") == [[1]]
+
+
 def test_ids_are_never_reused():
     script = {f: {1: (mask(LEFT), WEAK, 10.0)} for f in (1, 2)}
     tracker, seg = make(script, max_weak_frames=2)

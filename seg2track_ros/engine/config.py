@@ -3,11 +3,11 @@
 Defaults are Seg2Track-SAM2's KITTI MOTS settings where the paper has one (detection
 threshold 0.5, addition threshold car 0.6 / pedestrian 0.85, removal below quality 0.1
 after 5 frames, reinforcement below quality 0.7) and SAM2MOT's object-score levels
-(reliable > 8, lost <= 2) for the visibility states. The paper's 16-frame memory window
-has no setting here: SAM 2 itself attends to at most its num_maskmem - 1 = 6 most recent
-frames, and the segmenter keeps only what attention can still read (SegmenterConfig's
-memory bounds). Values that neither paper fixes (association weights, existence filter)
-are ours and documented here.
+(reliable > 8, lost <= 2) and lost tolerance (25 frames) for the visibility states. The
+paper's 16-frame memory window has no setting here: SAM 2 itself attends to at most its
+num_maskmem - 1 = 6 most recent frames, and the segmenter keeps only what attention can
+still read (SegmenterConfig's memory bounds). Values that neither paper fixes
+(association weights, existence filter) are ours and documented here.
 """
 
 from __future__ import annotations
@@ -79,12 +79,21 @@ class TrackerConfig:
     match_across_classes: bool = False
 
     # --- track quality and removal (Seg2Track-SAM2, SAM2MOT) -------------------------
-    # A frame is weak when the mask's predicted IoU is below removal_quality or the
-    # object-score logit is at most lost_logit; the track is LOST on such a frame and is
-    # removed after max_weak_frames consecutive weak frames (a good frame resets the count).
+    # Two rules, each from the paper it belongs to, each with its own consecutive-frame
+    # counter (a frame that does not meet the rule resets it); the track is LOST on a
+    # frame that meets either:
+    # - Seg2Track-SAM2's quality rule: a frame whose predicted IoU is below
+    #   removal_quality (or whose scores are not finite) is weak, and max_weak_frames
+    #   consecutive weak frames remove the track (its 5 "tries");
+    # - SAM2MOT's lost state: a frame whose object-score logit is at most lost_logit is
+    #   lost (SAM 2 believes the object hidden), and the track is removed after
+    #   max_lost_frames consecutive lost frames (SAM2MOT's 25), so occlusions up to about
+    #   a second keep their identity; the quality rule still removes a track whose mask
+    #   has failed.
     removal_quality: float = 0.1
     lost_logit: float = 2.0
     max_weak_frames: int = 5
+    max_lost_frames: int = 25
     # A track whose predicted IoU is below reinforcement_quality or whose logit is at most
     # reliable_logit is "pending"; matched to a confident detection it is re-prompted.
     reinforcement_quality: float = 0.7
@@ -153,7 +162,7 @@ class TrackerConfig:
             )
         if self.iou_weight + self.centroid_weight == 0:
             raise ConfigError("iou_weight and centroid_weight cannot both be 0")
-        for name in ("max_weak_frames", "occlusion_history", "max_tracks"):
+        for name in ("max_weak_frames", "max_lost_frames", "occlusion_history", "max_tracks"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")

@@ -81,7 +81,8 @@ class _TrackRecord:
     logit: float = 0.0
     age: int = 0
     frames_since_detection: int = 0
-    weak_frames: int = 0  # consecutive weak frames
+    weak_frames: int = 0  # consecutive weak (low predicted IoU) frames
+    lost_frames: int = 0  # consecutive lost (low object-score logit) frames
     confirmed: bool = False
 
 
@@ -107,7 +108,7 @@ class _Evidence:
 
     Non-finite segmenter scores (NaN from a broken model or config) are replaced on
     construction by "no mask, absent" (score 0, ABSENT_LOGIT) and flagged ``corrupt``:
-    such a frame is always weak, so the track is removed after max_weak_frames instead
+    such a frame is weak and lost, so the track is removed after max_weak_frames instead
     of staying CONFIRMED forever on scores that never compare below a threshold.
     """
 
@@ -617,11 +618,20 @@ class Tracker:
 
 # --- the state machine: the one place where track states change -----------------------
 def _is_weak(mask_score: float, logit: float, config: TrackerConfig) -> bool:
-    """A low predicted IoU or logit; non-finite scores (every comparison with NaN is
-    false) are weak too."""
+    """Seg2Track-SAM2's failing mask (predicted IoU below removal_quality), or SAM2MOT's
+    lost object (logit at most lost_logit); non-finite scores (every comparison with
+    NaN is false) count as both."""
+    return _low_quality(mask_score, logit, config) or _lost(logit, config)
+
+
+def _low_quality(mask_score: float, logit: float, config: TrackerConfig) -> bool:
     if not (math.isfinite(mask_score) and math.isfinite(logit)):
         return True
-    return mask_score < config.removal_quality or logit <= config.lost_logit
+    return mask_score < config.removal_quality
+
+
+def _lost(logit: float, config: TrackerConfig) -> bool:
+    return not math.isfinite(logit) or logit <= config.lost_logit
 
 
 def _advance(
@@ -633,9 +643,12 @@ def _advance(
 ) -> TrackState | None:
     """Update a track with this frame's evidence; its state, or None when it is removed.
 
-    - weak frame (low predicted IoU or logit <= lost_logit, or non-finite scores): LOST
-      this frame and one more consecutive weak frame; a good frame resets the count;
-    - max_weak_frames consecutive weak frames, or existence below min_existence: removed;
+    - weak frame (predicted IoU below removal_quality, or non-finite scores) and lost
+      frame (logit <= lost_logit, or non-finite scores): LOST on this frame; each kind
+      has its own count of consecutive frames, reset by a frame without it;
+    - removed after max_weak_frames consecutive weak frames (Seg2Track-SAM2), after
+      max_lost_frames consecutive lost frames (SAM2MOT), or with existence below
+      min_existence;
     - existence reaching confirm_existence confirms the track for good;
     - shown state: OCCLUDED > LOST > CONFIRMED / TENTATIVE.
     """
@@ -648,16 +661,22 @@ def _advance(
         record.detection_score = ev.detection_score
         record.frames_since_detection = 0
 
-    weak = ev.corrupt or _is_weak(ev.mask_score, ev.logit, config)
+    weak = ev.corrupt or _low_quality(ev.mask_score, ev.logit, config)
+    lost = ev.corrupt or _lost(ev.logit, config)
     record.weak_frames = record.weak_frames + 1 if weak else 0
+    record.lost_frames = record.lost_frames + 1 if lost else 0
     record.existence = existence.step(record.existence, ev.logit, ev.detection_score)
     record.confirmed = record.confirmed or record.existence >= config.confirm_existence
 
-    if record.weak_frames >= config.max_weak_frames or record.existence < config.min_existence:
+    if (
+        record.weak_frames >= config.max_weak_frames
+        or record.lost_frames >= config.max_lost_frames
+        or record.existence < config.min_existence
+    ):
         return None
     if ev.occluded:
         return TrackState.OCCLUDED
-    if weak:
+    if weak or lost:
         return TrackState.LOST
     return TrackState.CONFIRMED if record.confirmed else TrackState.TENTATIVE
 
