@@ -12,8 +12,8 @@ Per frame (the segmenter's call order is in segmenter.py):
    detections that lie mostly in the region no track covers (track masks, re-prompted
    tracks' boxes and tracks started earlier on this frame); all of them in one
    ``prompt`` call, output on this frame;
-6. the state machine (``_advance``): weak-frame counter, Bernoulli existence, removal;
-   SAM2MOT occlusion between overlapping tracks;
+6. the state machine (``_advance``): weak- and lost-frame counters, Bernoulli existence,
+   removal; SAM2MOT occlusion between overlapping tracks;
 7. ``finish_frame(neutralise=occluded)``, then ``remove(removed)``;
 8. output: one label image on the device (contested pixels go to the higher object-score
    logit, never to an OCCLUDED track: the occlusion rule's own quantity) and the tracks'
