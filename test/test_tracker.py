@@ -225,6 +225,20 @@ def test_lost_frames_remove_the_track_after_max_lost_frames():
     assert seg.named("remove") == [[1]]
 
 
+def test_a_lost_track_is_output_without_pixels():
+    # Track 1 is LOST (logit 1): kept, but its stale mask is not reported and does not
+    # take contested pixels from track 2, whose mask overlaps it.
+    b = [12, 4, 30, 40]
+    script = {1: {1: (mask(LEFT), 0.95, 1.0), 2: (mask(b), 0.8, 9.0)}}
+    tracker, _ = make(script)
+    tracker.step(IMAGE, dets([LEFT, [40, 4, 60, 40]], [0.9, 0.9]))
+    result = tracker.step(IMAGE, Detections.empty())
+    by_id = {t.track_id: t for t in result.tracks}
+    assert by_id[1].state is TrackState.LOST
+    assert not by_id[1].mask.any() and by_id[1].bbox is None
+    np.testing.assert_array_equal(by_id[2].mask, mask(b))
+
+
 def test_ids_are_never_reused():
     script = {f: {1: (mask(LEFT), WEAK, 10.0)} for f in (1, 2)}
     tracker, seg = make(script, max_weak_frames=2)

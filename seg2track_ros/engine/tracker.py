@@ -546,7 +546,7 @@ class Tracker:
         """The surviving tracks (ascending id) and the frame's label image.
 
         On the device: the label image (contested pixels to the higher logit, never to an
-        OCCLUDED track) and
+        OCCLUDED track; no pixels for LOST tracks) and
         the tracks' tight boxes; then one copy of both to the host. No per-track mask
         reaches the host: each Track's mask is a view of the label image.
         """
@@ -586,9 +586,16 @@ class Tracker:
         )
         priority = np.empty(len(order), dtype=np.float32)
         priority[ranked] = np.arange(len(order), 0, -1, dtype=np.float32)
+        # A LOST track is one the segmenter does not find on this frame: it is kept (and
+        # its propagated mask still matches detections) so that it can get its identity
+        # back, but it is output without pixels, as trackers keep lost tracks unreported.
+        # Drawing its mask would report a stale or failed mask for up to max_lost_frames
+        # (SAM2MOT's 25) frames.
+        drawn = np.array([states[i] is not TrackState.LOST for i in order])
         index = torch.as_tensor(source, dtype=torch.long, device=masks.device)
+        shown = masks[index] * torch.from_numpy(drawn).to(masks.device)[:, None, None]
         labels = mask_ops.label_image(
-            masks[index], torch.from_numpy(priority).to(masks.device, non_blocking=True)
+            shown, torch.from_numpy(priority).to(masks.device, non_blocking=True)
         )
         boxes, present = mask_ops.label_boxes(labels, len(order))
         labels, boxes, present = mask_ops.to_host(labels, boxes, present)
