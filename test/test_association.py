@@ -33,13 +33,12 @@ def detections(boxes, scores, classes=None) -> Detections:
 
 def geometry(iou, distance=None, scores=None) -> PairGeometry:
     iou = np.asarray(iou, dtype=np.float64)
-    k, n = iou.shape
+    n = iou.shape[1]
     return PairGeometry(
         iou=iou,
         centroid_distance=np.zeros_like(iou) if distance is None else np.asarray(distance),
         detection_scores=np.ones(n) if scores is None else np.asarray(scores),
         detection_boxes=np.zeros((n, 4)),
-        mask_boxes=np.zeros((k, 4)),
     )
 
 
@@ -48,10 +47,7 @@ def test_zero_overlap_pair_is_never_matched_even_when_it_is_the_only_option():
     cost = mask_iou_cost(geometry(iou), TrackerConfig())
     assert np.isfinite(cost).all()  # the cost alone would allow the pair
     allowed = association_gate(iou, 0.0, ["car"], ["car"], match_across_classes=False)
-    result = associate(cost, allowed)
-    assert result.pairs == []
-    assert result.unmatched_tracks == [0]
-    assert result.unmatched_detections == [0]
+    assert associate(cost, allowed) == []
 
 
 def test_pairs_below_min_association_iou_are_forbidden():
@@ -59,29 +55,62 @@ def test_pairs_below_min_association_iou_are_forbidden():
     allowed = association_gate(iou, 0.1, ["car"], ["car", "car"], match_across_classes=False)
     assert allowed.tolist() == [[False, True]]
     # Even a cost that prefers the gated pair cannot match it.
-    result = associate(np.array([[0.0, 5.0]]), allowed)
-    assert result.pairs == [(0, 1)]
+    assert associate(np.array([[0.0, 5.0]]), allowed) == [(0, 1)]
 
 
 def test_hungarian_picks_the_globally_better_assignment():
     # Greedy takes the cheapest pair (0, 0) = 0.1 first and must then pay (1, 1) = 0.9:
     # 1.0 in all. The optimum is (0, 1) + (1, 0) = 0.2 + 0.3 = 0.5.
     cost = np.array([[0.1, 0.2], [0.3, 0.9]])
-    result = associate(cost, np.ones_like(cost, dtype=bool))
-    assert sorted(result.pairs) == [(0, 1), (1, 0)]
+    assert sorted(associate(cost, np.ones_like(cost, dtype=bool))) == [(0, 1), (1, 0)]
 
 
-def test_forbidden_entries_never_displace_allowed_matches():
-    # Track 0 may match either detection, track 1 only detection 0: both must match.
-    cost = np.array([[0.0, 0.9], [0.5, 0.0]])
+def test_a_perfect_pair_is_never_split_to_match_more():
+    # Issue 11, defect 2: track 0's mask is detection 0's box (IoU 1.0); the other pairs
+    # overlap at IoU 0.13 and 0.11 and (1, 1) is gated out. Matching (0, 1) and (1, 0)
+    # would match two tracks instead of one, at the price of two wrong identities.
+    iou = np.array([[1.0, 0.13], [0.11, 0.0]])
+    cost = mask_iou_cost(geometry(iou), TrackerConfig())
+    allowed = association_gate(iou, 0.1, ["car"] * 2, ["car"] * 2, match_across_classes=False)
+    assert allowed.tolist() == [[True, True], [True, False]]
+    assert associate(cost, allowed) == [(0, 0)]
+
+
+def test_a_lone_allowed_pair_is_matched_whatever_its_cost():
+    assert associate(np.array([[0.95]]), np.ones((1, 1), bool)) == [(0, 0)]
+    assert associate(np.array([[-2.0]]), np.ones((1, 1), bool)) == [(0, 0)]
+    # Two equally bad pairs that do not compete both match.
+    cost = np.array([[0.9, 0.0], [0.0, 0.9]])
+    allowed = np.eye(2, dtype=bool)
+    assert sorted(associate(cost, allowed)) == [(0, 0), (1, 1)]
+
+
+def test_two_pairs_win_only_when_they_cost_less_than_one_pair_and_no_match():
+    # Breaking (0, 0) at cost c for (0, 1) + (1, 0) pays off only when their sum is below
+    # c plus the cost of leaving track 1 and detection 1 unmatched.
     allowed = np.array([[True, True], [True, False]])
-    result = associate(cost, allowed)
-    assert sorted(result.pairs) == [(0, 1), (1, 0)]
+    cost = np.array([[0.1, 0.3], [0.3, 0.0]])
+    assert sorted(associate(cost, allowed, no_match_cost=1.0)) == [(0, 1), (1, 0)]
+    assert associate(cost, allowed, no_match_cost=0.3) == [(0, 0)]
 
 
 def test_non_finite_costs_are_never_matched():
-    result = associate(np.array([[np.nan, np.inf]]), np.ones((1, 2), bool))
-    assert result.pairs == []
+    assert associate(np.array([[np.nan, np.inf]]), np.ones((1, 2), bool)) == []
+    # A non-finite entry does not disturb the finite ones.
+    assert associate(np.array([[np.nan, 0.5]]), np.ones((1, 2), bool)) == [(0, 1)]
+
+
+def test_containment_gate():
+    # Detection 0: 17% of its box in the mask, 25% of the mask in the box: forbidden.
+    # Detection 1: 38% of its box in the mask, but all of the mask in the box: allowed.
+    # Detection 2: 45% of its box in the mask (car: 1 - 0.6 = 0.4 needed): allowed.
+    iou = np.full((1, 3), 0.3)
+    coverage = np.array([[0.17, 0.38, 0.45]])
+    inside = np.array([[0.25, 1.0, 0.3]])
+    gate = association_gate(
+        iou, 0.1, ["car"], ["car"] * 3, False, containment=(coverage, inside, [0.4] * 3, 0.5)
+    )
+    assert gate.tolist() == [[False, True, True]]
 
 
 def test_class_gate():
@@ -93,8 +122,8 @@ def test_class_gate():
 
 
 def test_empty_association():
-    result = associate(np.zeros((0, 3)), np.zeros((0, 3), bool))
-    assert result.pairs == [] and result.unmatched_detections == [0, 1, 2]
+    assert associate(np.zeros((0, 3)), np.zeros((0, 3), bool)) == []
+    assert associate(np.zeros((2, 0)), np.zeros((2, 0), bool)) == []
     gate = association_gate(np.zeros((2, 0)), 0.1, ["car", "car"], [], False)
     assert gate.shape == (2, 0)
 
@@ -194,7 +223,8 @@ def test_association_geometry_matches_brute_force(monkeypatch):
     area = masks.sum(axis=(1, 2))
     union = area[:, None] + filled.sum(axis=(1, 2))[None, :] - inter
     np.testing.assert_allclose(geo.iou, inter / union, rtol=1e-6)
-    np.testing.assert_array_equal(geo.mask_areas, area)
+    np.testing.assert_allclose(geo.box_coverage, inter / filled.sum(axis=(1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(geo.mask_in_box, inter / np.maximum(area, 1)[:, None], rtol=1e-6)
     np.testing.assert_allclose(geo.mask_scores, scores.numpy())
     np.testing.assert_allclose(geo.logits, logits.numpy())
 
@@ -207,12 +237,7 @@ def test_association_geometry_matches_brute_force(monkeypatch):
         diagonal = np.linalg.norm(boxes[:, 2:] - boxes[:, :2], axis=1)
         expected = np.minimum(1, np.linalg.norm(centre - [cx, cy], axis=1) / diagonal)
         np.testing.assert_allclose(geo.centroid_distance[k], expected, rtol=1e-5)
-        rows, cols = np.flatnonzero(masks[k].any(1)), np.flatnonzero(masks[k].any(0))
-        np.testing.assert_array_equal(
-            geo.mask_boxes[k], [cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]
-        )
     np.testing.assert_array_equal(geo.centroid_distance[1], 1.0)  # empty mask
-    np.testing.assert_array_equal(geo.mask_boxes[1], 0.0)
 
     flat = masks.reshape(4, -1).astype(np.int64)
     pair_inter = flat @ flat.T

@@ -33,7 +33,7 @@ def test_tracks_follow_the_detector_masks_with_one_id():
 
 
 def test_coasting_then_removal_when_the_detector_stops():
-    tracker = Tracker(TrackerConfig(max_weak_frames=2), DetectionMaskSegmenter(logit_decay=4.0))
+    tracker = Tracker(TrackerConfig(max_lost_frames=2), DetectionMaskSegmenter(logit_decay=4.0))
     tracker.step(IMAGE, _detection(5, score=0.95))
     states = []
     for _ in range(6):

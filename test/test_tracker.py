@@ -198,6 +198,47 @@ def test_a_low_logit_is_a_weak_frame_too():
     assert result.tracks[0].state is TrackState.LOST
 
 
+def test_a_lost_track_keeps_its_identity_for_sam2mot_lost_tolerance():
+    # Issue 11, defect 5. SAM 2 believes the object hidden (logit -5) while its mask is
+    # fine: LOST, and removed only after 25 consecutive lost frames (SAM2MOT), not the 5
+    # "tries" of the quality rule. When the detector finds it again, it has its old id.
+    config = TrackerConfig()
+    assert (config.max_lost_frames, config.max_weak_frames) == (25, 5)
+    hidden = {f: {1: (mask(LEFT), 0.9, -5.0)} for f in range(1, 25)}
+    script = {**hidden, 25: {1: (mask(LEFT), 0.9, 10.0)}}
+    tracker, seg = make(script)
+    tracker.step(IMAGE, dets([LEFT], [0.9]))
+    results = [tracker.step(IMAGE, Detections.empty()) for _ in range(24)]
+    assert all([t.state for t in r.tracks] == [TrackState.LOST] for r in results)
+    result = tracker.step(IMAGE, dets([LEFT], [0.9]))
+    assert [t.track_id for t in result.tracks] == [1]
+    assert result.tracks[0].state is not TrackState.LOST
+    assert seg.named("remove") == []
+
+
+def test_lost_frames_remove_the_track_after_max_lost_frames():
+    script = {f: {1: (mask(LEFT), 0.9, -5.0)} for f in range(1, 10)}
+    tracker, seg = make(script, max_lost_frames=4)
+    tracker.step(IMAGE, dets([LEFT], [0.9]))
+    counts = [len(tracker.step(IMAGE, Detections.empty()).tracks) for _ in range(4)]
+    assert counts == [1, 1, 1, 0]
+    assert seg.named("remove") == [[1]]
+
+
+def test_a_lost_track_is_output_without_pixels():
+    # Track 1 is LOST (logit 1): kept, but its stale mask is not reported and does not
+    # take contested pixels from track 2, whose mask overlaps it.
+    b = [12, 4, 30, 40]
+    script = {1: {1: (mask(LEFT), 0.95, 1.0), 2: (mask(b), 0.8, 9.0)}}
+    tracker, _ = make(script)
+    tracker.step(IMAGE, dets([LEFT, [40, 4, 60, 40]], [0.9, 0.9]))
+    result = tracker.step(IMAGE, Detections.empty())
+    by_id = {t.track_id: t for t in result.tracks}
+    assert by_id[1].state is TrackState.LOST
+    assert not by_id[1].mask.any() and by_id[1].bbox is None
+    np.testing.assert_array_equal(by_id[2].mask, mask(b))
+
+
 def test_ids_are_never_reused():
     script = {f: {1: (mask(LEFT), WEAK, 10.0)} for f in (1, 2)}
     tracker, seg = make(script, max_weak_frames=2)
@@ -214,6 +255,44 @@ def test_ids_are_never_reused():
     assert result.frame_index == 0
     fresh = Tracker(TrackerConfig(), ScriptedSegmenter())
     assert [t.track_id for t in fresh.step(IMAGE, dets([LEFT], [0.9])).tracks] == [1]
+
+
+# --- non-finite scores (issue 11, defect 6) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad", [(float("nan"), float("nan")), (0.9, float("nan")), (float("nan"), 10.0)]
+)
+def test_non_finite_scores_are_weak_and_remove_the_track(bad):
+    # What max_object_pointers=1 produced: an empty mask with NaN scores on every frame.
+    empty = np.zeros((H, W), bool)
+    script = {f: {1: (empty, *bad)} for f in range(1, 7)}
+    tracker, seg = make(script, max_weak_frames=3)
+    tracker.step(IMAGE, dets([LEFT], [0.9]))
+    results = [tracker.step(IMAGE, Detections.empty()) for _ in range(3)]
+    assert [len(r.tracks) for r in results] == [1, 1, 0]
+    assert [r.tracks[0].state for r in results[:2]] == [TrackState.LOST] * 2
+    for track in (r.tracks[0] for r in results[:2]):
+        assert np.isfinite(track.existence) and np.isfinite(track.mask_score)
+    assert seg.named("remove") == [[1]]
+
+
+def test_existence_never_becomes_nan():
+    from seg2track_ros.engine.existence import ExistenceFilter
+
+    existence = ExistenceFilter.from_config(TrackerConfig())
+    for logit in (float("nan"), float("inf"), float("-inf")):
+        for score in (None, 0.9):
+            r = existence.step(0.6, logit, score)
+            assert np.isfinite(r) and 0.0 <= r <= 0.6
+
+
+def test_max_object_pointers_below_two_is_rejected():
+    from seg2track_ros.engine.config import ConfigError, SegmenterConfig
+
+    with pytest.raises(ConfigError, match="max_object_pointers"):
+        SegmenterConfig(max_object_pointers=1).validate()
+    SegmenterConfig(max_object_pointers=2).validate()
 
 
 # --- reinforcement ----------------------------------------------------------------------
@@ -265,6 +344,40 @@ def test_reprompt_and_new_tracks_share_one_prompt_call():
     assert [t.track_id for t in result.tracks] == [1, 2]
 
 
+def test_a_detection_mostly_outside_a_pending_track_starts_a_track():
+    # Issue 11, defect 3. Track 1 is pending (mask score 0.5). A car detection overlaps
+    # its mask in a 3-pixel strip: 83% of the box is outside every track, and only a
+    # quarter of the mask is inside the box, yet IoU 0.11 passes the 0.1 gate. It is a
+    # neighbour: it must start track 2, and track 1 must not be re-prompted onto it.
+    track_box, neighbour = [10, 4, 22, 40], [19, 4, 37, 40]
+    script = {1: {1: (mask(track_box), 0.5, 10.0)}}
+    tracker, seg = make(script)
+    tracker.step(IMAGE, dets([track_box], [0.9]))
+    result = tracker.step(IMAGE, dets([neighbour], [0.9]))
+    assert [t.track_id for t in result.tracks] == [1, 2]
+    prompt_calls = [p for name, p in seg.frame_calls(1) if name == "prompt"]
+    assert [ids for ids, _, _ in prompt_calls] == [[2]]
+    np.testing.assert_allclose(prompt_calls[0][1], [neighbour])
+    by_id = {t.track_id: t for t in result.tracks}
+    assert by_id[1].frames_since_detection == 1
+
+
+def test_two_detections_of_a_reprompted_track_start_no_duplicate():
+    # Issue 11, defect 7. Track 1's mask shrank to [2, 4, 14, 40]; detections a (LEFT)
+    # and b of the same object arrive. a matches and re-prompts track 1 with its box;
+    # b is 72% outside the old mask but half inside a's box, which becomes track 1's
+    # mask on this frame: b must not start a duplicate track.
+    b = [9, 4, 27, 40]
+    script = {1: {1: (mask([2, 4, 14, 40]), 0.5, 10.0)}}
+    tracker, seg = make(script)
+    tracker.step(IMAGE, dets([LEFT], [0.9]))
+    result = tracker.step(IMAGE, dets([LEFT, b], [0.9, 0.85]))
+    assert [t.track_id for t in result.tracks] == [1]
+    prompt_calls = [p for name, p in seg.frame_calls(1) if name == "prompt"]
+    assert [ids for ids, _, _ in prompt_calls] == [[1]]
+    np.testing.assert_allclose(prompt_calls[0][1], [LEFT])
+
+
 # --- occlusion --------------------------------------------------------------------------
 
 SHARED = [20, 8, 44, 40]  # both tracks' masks on the occlusion frame
@@ -309,6 +422,43 @@ def test_no_occlusion_without_heavy_overlap():
     assert seg.named("finish_frame")[-2] == []  # frame with separate masks
 
 
+def test_occlusion_iou_is_exact_for_thin_masks_at_full_resolution():
+    # Issue 11, defect 8, at KITTI size (375 x 1242, where the old estimate used every
+    # 2nd row and column). Two distant pedestrians' masks: one column and the same
+    # column plus its right neighbour, IoU 0.5. Subsampled, the second column vanishes
+    # and the IoU reads 1.0 > 0.8: the lower logit was wrongly marked occluded.
+    height, width = 375, 1242
+    image = np.zeros((height, width, 3), np.uint8)
+    thin, wide = np.zeros((height, width), bool), np.zeros((height, width), bool)
+    thin[100:300, 600] = True
+    wide[100:300, 600:602] = True
+    script = {1: {1: (thin, 0.9, 9.0), 2: (wide, 0.9, 5.0)}}
+    seg = ScriptedSegmenter(script)
+    tracker = Tracker(TrackerConfig(), seg)
+    tracker.step(image, dets([[100, 100, 140, 300], [900, 100, 940, 300]], [0.9, 0.9]))
+    result = tracker.step(image, Detections.empty())
+    assert len(result.tracks) == 2
+    assert all(t.state is not TrackState.OCCLUDED for t in result.tracks)
+    assert seg.named("finish_frame")[-1] == []
+
+
+def test_pairwise_mask_iou_is_exact_over_pixel_chunks():
+    rng = np.random.default_rng(3)
+    masks = np.zeros((5, 61, 83), bool)
+    for k in range(5):  # thin random strokes
+        xs = rng.integers(0, 83, 3)
+        masks[k][:, xs] = rng.random((61, 3)) < 0.7
+    masks[4] = False  # an empty mask
+    flat = masks.reshape(5, -1).astype(np.int64)
+    inter = flat @ flat.T
+    area = flat.sum(1)
+    union = area[:, None] + area[None, :] - inter
+    expected = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    for max_pixels in (7, 1000, 61 * 83):  # chunk edges inside rows, and one chunk
+        got = mask_ops.pairwise_mask_iou(torch.from_numpy(masks), max_pixels).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=0)
+
+
 def test_occlusion_victims_of_many_pairs_follow_the_rule_pair_by_pair():
     # Every branch of the rule, decided for all pairs at once; checked pair by pair.
     ids = np.array([1, 2, 3, 4, 5, 6, 7])
@@ -338,9 +488,10 @@ def test_occlusion_victims_of_many_pairs_follow_the_rule_pair_by_pair():
 # --- overlap resolution -----------------------------------------------------------------
 
 
-def test_contested_pixels_go_to_the_higher_mask_score():
+def test_contested_pixels_go_to_the_higher_logit():
+    # The higher object-score logit owns them, whatever the predicted IoUs say.
     a, b = [10, 10, 30, 40], [24, 10, 44, 40]  # overlap 6 columns: IoU 0.18
-    script = {1: {1: (mask(a), 0.75, 10.0), 2: (mask(b), 0.95, 10.0)}}
+    script = {1: {1: (mask(a), 0.95, 9.0), 2: (mask(b), 0.75, 10.0)}}
     tracker, _ = make(script)
     tracker.step(IMAGE, dets([a, [50, 10, 60, 40]], [0.9, 0.8]))  # 2 starts elsewhere
     result = tracker.step(IMAGE, Detections.empty())
@@ -353,6 +504,19 @@ def test_contested_pixels_go_to_the_higher_mask_score():
     assert by_id[1].bbox == (10.0, 10.0, 24.0, 40.0)
     total = np.sum([t.mask for t in result.tracks], axis=0)
     assert total.max() == 1
+
+
+def test_an_occluded_track_never_owns_contested_pixels():
+    # Issue 11, defect 4. Track 1's logit flickered, so with close logits (9.5 vs 9.0)
+    # it is the occluded one although its logit is the higher (and the equal predicted
+    # IoUs used to give the pixels to the lower id): it must not own the pixels of
+    # track 2, its occluder, in the output.
+    result, seg = _occlusion_run([(3.0, 9.0), (12.0, 9.0), (4.0, 9.0)], (9.5, 9.0))
+    by_id = {t.track_id: t for t in result.tracks}
+    assert by_id[1].state is TrackState.OCCLUDED
+    assert seg.named("finish_frame")[-1] == [1]
+    np.testing.assert_array_equal(by_id[2].mask, mask(SHARED))
+    assert not by_id[1].mask.any() and by_id[1].bbox is None
 
 
 def test_equal_scores_give_contested_pixels_to_the_lower_id():

@@ -4,9 +4,10 @@ A cost function takes the host geometry of one frame (``PairGeometry``) and the 
 config and returns a (tracks x detections) cost matrix; costs are chosen by name from
 ``COSTS`` or passed as any callable with that signature (norfair-style). Whatever the
 cost, ``associate`` never matches a pair whose mask-vs-box IoU is zero or below
-``min_association_iou``, nor a pair the caller forbids (different classes): forbidden
-pairs get a large constant so the solver first maximises the number of allowed matches,
-and any forbidden pair it still returns is dropped.
+``min_association_iou``, nor a pair the caller forbids (different classes). The gate
+only decides which pairs may match; among those the solver minimises the total cost,
+where leaving a track and a detection unmatched costs as much as the worst allowed pair.
+It never trades a good pair for two poor ones just to match more.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ class PairGeometry:
     centroid_distance: np.ndarray  # (K, N) mask centroid to box centre / box diagonal, <= 1
     detection_scores: np.ndarray  # (N,)
     detection_boxes: np.ndarray  # (N, 4) xyxy, clipped to the image
-    mask_boxes: np.ndarray  # (K, 4) tight xyxy of the track masks (zeros when empty)
 
 
 CostFunction = Callable[[PairGeometry, TrackerConfig], np.ndarray]
@@ -71,38 +71,53 @@ def resolve_cost(cost: str | CostFunction) -> CostFunction:
         ) from None
 
 
-@dataclass(frozen=True)
-class Matches:
-    """Matched (track row, detection column) pairs and the rows/columns left over."""
-
-    pairs: list[tuple[int, int]]
-    unmatched_tracks: list[int]
-    unmatched_detections: list[int]
-
-
-def associate(cost: np.ndarray, allowed: np.ndarray) -> Matches:
-    """Minimum-cost matching of rows to columns over the allowed pairs only.
+def associate(
+    cost: np.ndarray, allowed: np.ndarray, no_match_cost: float | None = None
+) -> list[tuple[int, int]]:
+    """Minimum-cost matching of rows to columns over the allowed pairs only: the matched
+    (row, column) pairs.
 
     ``allowed`` (K, N) bool marks pairs that may match. Forbidden and non-finite entries
     never appear in the result, even when a pair is the only candidate.
+
+    Leaving a row and a column unmatched costs ``no_match_cost`` (half for each), so the
+    solver trades one pair for two others only when that lowers the summed cost, never
+    merely to match more. The default is just above the highest allowed cost: every
+    allowed pair is better than no match, and the gate alone decides which pairs are eligible.
+    (A forbidden pair's cost used to exceed the sum of all allowed costs, which made the
+    solver maximise the number of matches first: an IoU 1.0 pair was split into two
+    pairs at IoU 0.13 and 0.11.)
     """
-    num_tracks, num_detections = cost.shape
+    num_rows, num_cols = cost.shape
     allowed = allowed & np.isfinite(cost)
-    pairs: list[tuple[int, int]] = []
-    if allowed.any():
-        # Larger than the sum of all allowed costs: one more allowed match always beats
-        # any change in the cost of the others.
-        forbidden_cost = 1.0 + 2.0 * float(np.abs(cost[allowed]).sum())
-        padded = np.where(allowed, cost, forbidden_cost)
-        rows, cols = linear_sum_assignment(padded)
-        pairs = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if allowed[r, c]]
-    matched_rows = {r for r, _ in pairs}
-    matched_cols = {c for _, c in pairs}
-    return Matches(
-        pairs=pairs,
-        unmatched_tracks=[r for r in range(num_tracks) if r not in matched_rows],
-        unmatched_detections=[c for c in range(num_detections) if c not in matched_cols],
+    if not allowed.any():
+        return []
+    if no_match_cost is None:
+        # Just above the worst allowed pair, so that matching a lone allowed pair is
+        # never a tie with leaving it unmatched.
+        worst = float(cost[allowed].max())
+        no_match_cost = worst + 1e-6 * max(1.0, abs(worst))
+    # Rows 0..K-1 are the tracks, columns 0..N-1 the detections; column N + i is "track i
+    # unmatched" and row K + j "detection j unmatched", each at half the no-match cost;
+    # the dummy rows and columns pair up with each other for free. A forbidden pair
+    # costs exactly as much as leaving both unmatched, and is dropped if chosen.
+    half = 0.5 * no_match_cost
+    dummy_rows = np.full((num_cols, num_cols), np.inf)
+    np.fill_diagonal(dummy_rows, half)
+    dummy_cols = np.full((num_rows, num_rows), np.inf)
+    np.fill_diagonal(dummy_cols, half)
+    augmented = np.block(
+        [
+            [np.where(allowed, cost, no_match_cost), dummy_cols],
+            [dummy_rows, np.zeros((num_cols, num_rows))],
+        ]
     )
+    rows, cols = linear_sum_assignment(augmented)
+    return [
+        (int(r), int(c))
+        for r, c in zip(rows, cols, strict=True)
+        if r < num_rows and c < num_cols and allowed[r, c]
+    ]
 
 
 def association_gate(
@@ -111,9 +126,16 @@ def association_gate(
     track_classes: list[str],
     detection_classes: list[str],
     match_across_classes: bool,
+    containment: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None,
 ) -> np.ndarray:
-    """Pairs that may match: IoU above zero and at least min_iou, and (by default) equal
-    class ids."""
+    """Pairs that may match: IoU above zero and at least min_iou and (by default) equal
+    class ids.
+
+    ``containment`` = (box_coverage (K, N), mask_in_box (K, N), min_box_coverage (N,),
+    min_mask_in_box) further requires that at least min_box_coverage[n] of detection n's
+    box lies in the track's mask, or at least min_mask_in_box of the track's mask lies in
+    the box.
+    """
     allowed = (iou > 0.0) & (iou >= min_iou)
     if not match_across_classes:
         same = (
@@ -121,4 +143,8 @@ def association_gate(
             == np.asarray(detection_classes, dtype=object)[None, :]
         )
         allowed &= same.reshape(iou.shape)
+    if containment is not None:
+        box_coverage, mask_in_box, min_box_coverage, min_mask_in_box = containment
+        box_inside = box_coverage >= np.asarray(min_box_coverage, dtype=np.float64)[None, :]
+        allowed &= box_inside | (mask_in_box >= min_mask_in_box)
     return allowed

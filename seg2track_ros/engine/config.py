@@ -2,9 +2,12 @@
 
 Defaults are Seg2Track-SAM2's KITTI MOTS settings where the paper has one (detection
 threshold 0.5, addition threshold car 0.6 / pedestrian 0.85, removal below quality 0.1
-after 5 frames, reinforcement below quality 0.7, 16-frame memory window) and SAM2MOT's
-object-score levels (reliable > 8, lost <= 2) for the visibility states. Values that
-neither paper fixes (association weights, existence filter) are ours and documented here.
+after 5 frames, reinforcement below quality 0.7) and SAM2MOT's object-score levels
+(reliable > 8, lost <= 2) and lost tolerance (25 frames) for the visibility states. The
+paper's 16-frame memory window has no setting here: SAM 2 itself attends to at most its
+num_maskmem - 1 = 6 most recent frames, and the segmenter keeps only what attention can
+still read (SegmenterConfig's memory bounds). Values that neither paper fixes
+(association weights, existence filter) are ours and documented here.
 """
 
 from __future__ import annotations
@@ -58,6 +61,11 @@ class TrackerConfig:
     # --- association (gated Hungarian) -----------------------------------------------
     # Pairs whose IoU(track mask, filled detection box) is below this are never matched.
     min_association_iou: float = 0.1
+    # Nor are pairs where the detection lies mostly outside the track's mask: a pair
+    # needs at least 1 - addition_threshold (of the detection's class) of the box inside
+    # the mask, or at least min_mask_in_box of the mask inside the box (a mask that shrank
+    # inside its object). A detection the new-track test calls new then never matches.
+    min_mask_in_box: float = 0.5
     # cost = (iou_weight * (1 - IoU) + centroid_weight * d) * (1 + confidence_weight * (1 - s))
     # d: distance between the mask centroid and the box centre over the box diagonal
     # (capped at 1); s: detection score. Seg2Track++'s mask-centroid distance and
@@ -71,12 +79,21 @@ class TrackerConfig:
     match_across_classes: bool = False
 
     # --- track quality and removal (Seg2Track-SAM2, SAM2MOT) -------------------------
-    # A frame is weak when the mask's predicted IoU is below removal_quality or the
-    # object-score logit is at most lost_logit; the track is LOST on such a frame and is
-    # removed after max_weak_frames consecutive weak frames (a good frame resets the count).
+    # Two rules, each from the paper it belongs to, each with its own consecutive-frame
+    # counter (a frame that does not meet the rule resets it); the track is LOST on a
+    # frame that meets either:
+    # - Seg2Track-SAM2's quality rule: a frame whose predicted IoU is below
+    #   removal_quality (or whose scores are not finite) is weak, and max_weak_frames
+    #   consecutive weak frames remove the track (its 5 "tries");
+    # - SAM2MOT's lost state: a frame whose object-score logit is at most lost_logit is
+    #   lost (SAM 2 believes the object hidden), and the track is removed after
+    #   max_lost_frames consecutive lost frames (SAM2MOT's 25), so occlusions up to about
+    #   a second keep their identity; the quality rule still removes a track whose mask
+    #   has failed.
     removal_quality: float = 0.1
     lost_logit: float = 2.0
     max_weak_frames: int = 5
+    max_lost_frames: int = 25
     # A track whose predicted IoU is below reinforcement_quality or whose logit is at most
     # reliable_logit is "pending"; matched to a confident detection it is re-prompted.
     reinforcement_quality: float = 0.7
@@ -119,6 +136,7 @@ class TrackerConfig:
             thresholds.validate(f"classes.{name}")
         for name in (
             "min_association_iou",
+            "min_mask_in_box",
             "removal_quality",
             "reinforcement_quality",
             "occlusion_iou",
@@ -144,7 +162,7 @@ class TrackerConfig:
             )
         if self.iou_weight + self.centroid_weight == 0:
             raise ConfigError("iou_weight and centroid_weight cannot both be 0")
-        for name in ("max_weak_frames", "occlusion_history", "max_tracks"):
+        for name in ("max_weak_frames", "max_lost_frames", "occlusion_history", "max_tracks"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
@@ -180,7 +198,8 @@ class SegmenterConfig:
     compile: bool = False
     # Memory bounds per object: the most recent frames (SAM 2's num_maskmem - 1 = 6 are
     # used by attention), prompted (conditioning) frames kept (oldest dropped first) and
-    # object pointers attended to (SAM 2 uses up to 16).
+    # object pointers attended to (SAM 2 uses up to 16; at least 2, since pointer
+    # distances are scaled by 1 / (max_object_pointers - 1)).
     max_conditioning_frames: int = 4
     max_object_pointers: int = 16
     # At most this many objects per SAM 2 call (memory attention, mask decoder, memory
@@ -206,8 +225,14 @@ class SegmenterConfig:
             isinstance(self.max_conditioning_frames, int) and self.max_conditioning_frames >= 1
         ):
             raise ConfigError("max_conditioning_frames must be an integer >= 1")
-        if not (isinstance(self.max_object_pointers, int) and 1 <= self.max_object_pointers <= 64):
-            raise ConfigError("max_object_pointers must be an integer in [1, 64]")
+        if not (isinstance(self.max_object_pointers, int) and 2 <= self.max_object_pointers <= 64):
+            # SAM 2 scales pointer distances by 1 / (max_object_pointers - 1): with 1 that
+            # divides by zero, every memory-attention output becomes NaN and so does every
+            # score (issue 11, defect 6).
+            raise ConfigError(
+                "max_object_pointers must be an integer in [2, 64],"
+                f" got {self.max_object_pointers!r}"
+            )
         if not (isinstance(self.objects_per_call, int) and 0 <= self.objects_per_call <= 1024):
             raise ConfigError("objects_per_call must be an integer in [0, 1024] (0: auto)")
         return self

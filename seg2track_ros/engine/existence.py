@@ -78,7 +78,14 @@ class ExistenceFilter:
 
     def step(self, existence: float, logit: float, detection_score: float | None) -> float:
         """r after one frame: the object-score logit and the associated detection's score
-        (None when unmatched)."""
+        (None when unmatched).
+
+        A non-finite logit says nothing about visibility: p_D = 0, so r only decays by
+        survival and never becomes NaN (the tracker removes such a track by its weak
+        frames, not here).
+        """
         predicted = predict(existence, self.survival_probability)
+        if not math.isfinite(logit):
+            return predicted
         p_detect = detection_probability(logit, self.detection_probability)
         return update(predicted, p_detect, likelihood_ratio(detection_score))

@@ -7,9 +7,9 @@ device results to the host only through ``to_host`` (tests count those calls); e
 queues its copies and waits once:
 
 - once per frame, ``association_geometry`` packs every small matrix the host logic needs
-  (the propagated scores and logits, mask areas, centroids and boxes, mask-vs-box IoU and
-  centroid distances, mask-vs-mask IoU, the coverage grid) into one float32 vector and
-  copies that;
+  (the propagated scores and logits, mask centroids, mask-vs-box IoU, the fractions
+  of box in mask and of mask in box, centroid distances, mask-vs-mask IoU, the coverage
+  grid) into one float32 vector and copies that;
 - ``prompt`` outputs (scores and logits of the prompted objects) once when something was
   prompted;
 - for the output, once: the frame's label image (H, W) uint16 (0 = background, k + 1 =
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-# Masks are subsampled by an integer stride for the mask-vs-mask IoU so that at most this
-# many pixels per mask enter the (K, P) x (P, K) float32 product (100 tracks: 100 MiB).
-# KITTI frames (1242 x 375) use stride 2, 1080p stride 3. The IoU only gates occlusion
-# (> 0.8), which a stride of a few pixels does not change in practice.
+# The mask-vs-mask IoU sums (K, P) x (P, K) float32 products over chunks of at most this
+# many pixels per mask (100 tracks: 100 MiB per chunk). It is exact: a subsampled
+# estimate (stride 3 at 1080p) was off by up to 0.38 for thin masks and flipped the
+# occlusion decision (> 0.8) in 23 of 100 random cases (issue 11, defect 8).
 PAIRWISE_MAX_PIXELS = 1 << 18
 # Integral images are built for this many mask pixels at a time (int32: 512 MiB), in
 # chunks of whole objects, so their memory does not grow with the track count.
@@ -137,24 +137,31 @@ def _profile_boxes(rows: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor
     return torch.where(present[:, None], boxes, torch.zeros_like(boxes)), present
 
 
-def pairwise_mask_iou(masks: torch.Tensor, stride: int = 1) -> torch.Tensor:
-    """IoU (K, K) between masks (K, H, W), from one matrix product of flattened masks.
+def pairwise_mask_iou(masks: torch.Tensor, max_pixels: int = PAIRWISE_MAX_PIXELS) -> torch.Tensor:
+    """Exact IoU (K, K) between masks (K, H, W).
 
-    ``stride`` > 1 subsamples every stride-th row and column first (an estimate).
+    The intersections are a sum of matrix products of the flattened masks over chunks
+    of at most ``max_pixels`` pixels (a loop over chunks, not over pixels or pairs).
+    Products of 0/1 values accumulated in float32 are exact integer counts up to 2**24
+    pixels, also under TF32 (0 and 1 are exact in its 10-bit mantissa). Pairs whose
+    boxes do not overlap come out as exactly 0; picking only the overlapping pairs
+    would need their list on the host, a device-to-host round trip per frame that the
+    one-copy geometry avoids, while the product costs K^2 H W multiply-adds, well under
+    a millisecond for 100 tracks at 1080p on a GPU.
     """
     num = masks.shape[0]
     if num == 0:
         return torch.zeros((0, 0), dtype=torch.float32, device=masks.device)
-    flat = masks[:, ::stride, ::stride].reshape(num, -1).to(torch.float32)
-    inter = flat @ flat.T
+    flat = masks.reshape(num, -1)
+    inter = torch.zeros((num, num), dtype=torch.float32, device=masks.device)
+    # Never under a caller's bf16 autocast: an 8-bit mantissa cannot hold counts > 256.
+    with torch.autocast(masks.device.type, enabled=False):
+        for start in range(0, flat.shape[1], max(1, max_pixels)):
+            chunk = flat[:, start : start + max_pixels].to(torch.float32)
+            inter += chunk @ chunk.T
     area = inter.diagonal()
     union = area[:, None] + area[None, :] - inter
     return torch.where(union > 0, inter / union.clamp(min=1.0), torch.zeros_like(inter))
-
-
-def pairwise_stride(height: int, width: int, max_pixels: int = PAIRWISE_MAX_PIXELS) -> int:
-    """Smallest integer stride that keeps a subsampled mask within max_pixels."""
-    return max(1, math.ceil(math.sqrt(height * width / max_pixels)))
 
 
 @dataclass
@@ -170,10 +177,10 @@ class FrameGeometry:
 
     mask_scores: np.ndarray  # (K,) predicted IoU
     logits: np.ndarray  # (K,) object-score logits
-    mask_areas: np.ndarray  # (K,) pixels
     centroids: np.ndarray  # (K, 2) x, y (pixel centres at +0.5); 0 for empty masks
-    mask_boxes: np.ndarray  # (K, 4) tight xyxy; zeros for empty masks
     iou: np.ndarray  # (K, N) IoU(mask, filled detection box)
+    box_coverage: np.ndarray  # (K, N) fraction of each detection box's pixels in the mask
+    mask_in_box: np.ndarray  # (K, N) fraction of each mask's pixels in the detection box
     centroid_distance: np.ndarray  # (K, N) |centroid - box centre| / box diagonal, <= 1
     mask_iou: np.ndarray  # (K, K) IoU between track masks (before overlap resolution)
     grid_xs: np.ndarray  # (Gx,) int pixel edges
@@ -232,13 +239,15 @@ def association_geometry(
     box_px = ((pix[:, 2] - pix[:, 0]) * (pix[:, 3] - pix[:, 1])).to(torch.float32)
     union = area[:, None] + box_px[None, :] - inter
     iou = inter / union.clamp(min=1.0)
+    box_coverage = inter / box_px.clamp(min=1.0)[None, :]
+    mask_in_box = inter / area.clamp(min=1.0)[:, None]
 
     # Centroids from the row and column counts (pixel centres at +0.5).
     xs = torch.arange(width, device=device, dtype=torch.float32) + 0.5
     ys = torch.arange(height, device=device, dtype=torch.float32) + 0.5
     safe_area = area.clamp(min=1.0)
     centroids = torch.stack((col_counts @ xs / safe_area, row_counts @ ys / safe_area), dim=1)
-    mask_boxes, present = _profile_boxes(counts.row_counts > 0, counts.col_counts > 0)
+    present = area > 0
 
     centres = torch.stack(
         ((fboxes[:, 0] + fboxes[:, 2]) / 2, (fboxes[:, 1] + fboxes[:, 3]) / 2), dim=1
@@ -248,7 +257,7 @@ def association_geometry(
     distance = (offset / diagonal[None, :]).clamp(max=1.0)
     distance = torch.where(present[:, None], distance, torch.ones_like(distance))
 
-    mask_iou = pairwise_mask_iou(masks, pairwise_stride(height, width)) if num > 1 else None
+    mask_iou = pairwise_mask_iou(masks) if num > 1 else None
     if mask_iou is None:
         mask_iou = torch.zeros((num, num), dtype=torch.float32, device=device)
 
@@ -261,10 +270,10 @@ def association_geometry(
     parts = (
         mask_scores.to(torch.float32),
         logits.to(torch.float32),
-        area,
         centroids,
-        mask_boxes,
         iou,
+        box_coverage,
+        mask_in_box,
         distance,
         mask_iou,
         grid,
@@ -280,10 +289,10 @@ def association_geometry(
     return FrameGeometry(
         mask_scores=arrays[0],
         logits=arrays[1],
-        mask_areas=arrays[2],
-        centroids=arrays[3],
-        mask_boxes=arrays[4],
-        iou=arrays[5],
+        centroids=arrays[2],
+        iou=arrays[3],
+        box_coverage=arrays[4],
+        mask_in_box=arrays[5],
         centroid_distance=arrays[6],
         mask_iou=arrays[7],
         grid_xs=grid_xs,
@@ -309,7 +318,10 @@ def label_image(masks: torch.Tensor, mask_scores: torch.Tensor) -> torch.Tensor:
         return torch.zeros((height, width), dtype=label_dtype, device=device)
     work_dtype = torch.uint8 if num <= 255 else label_dtype
     # A stable descending sort keeps row order among equal scores.
-    order = torch.sort(mask_scores.float(), descending=True, stable=True).indices
+    # A NaN score ranks last (sort would put it first): such a mask keeps only pixels
+    # nobody else claims.
+    scores = mask_scores.float().nan_to_num(nan=-math.inf)
+    order = torch.sort(scores, descending=True, stable=True).indices
     priority = torch.empty(num, dtype=work_dtype, device=device)
     priority[order] = torch.arange(num, 0, -1, device=device).to(work_dtype)
     best = (masks.to(work_dtype) * priority[:, None, None]).amax(dim=0)

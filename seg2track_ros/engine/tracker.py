@@ -6,15 +6,18 @@ Per frame (the segmenter's call order is in segmenter.py):
 2. drop detections below their class's detection threshold, clip boxes to the image;
 3. batched geometry on the device (mask_ops), copied to the host once;
 4. gated Hungarian association of tracks and detections (association.py); only equal
-   class ids match unless ``match_across_classes``;
+   class ids match unless ``match_across_classes``, and never a detection mostly
+   outside the track's mask (see ``_associate``);
 5. re-prompt pending tracks matched to a confident detection, start tracks for
-   detections that lie mostly in the region no track (and no track started earlier on
-   this frame) covers; all of them in one ``prompt`` call, output on this frame;
-6. the state machine (``_advance``): weak-frame counter, Bernoulli existence, removal;
-   SAM2MOT occlusion between overlapping tracks;
+   detections that lie mostly in the region no track covers (track masks, re-prompted
+   tracks' boxes and tracks started earlier on this frame); all of them in one
+   ``prompt`` call, output on this frame;
+6. the state machine (``_advance``): weak- and lost-frame counters, Bernoulli existence,
+   removal; SAM2MOT occlusion between overlapping tracks;
 7. ``finish_frame(neutralise=occluded)``, then ``remove(removed)``;
-8. output: one label image on the device (contested pixels go to the higher mask score)
-   and the tracks' boxes, copied to the host together; tracks' masks are views of it.
+8. output: one label image on the device (contested pixels go to the higher object-score
+   logit, never to an OCCLUDED track: the occlusion rule's own quantity) and the tracks'
+   boxes, copied to the host together; tracks' masks are views of it.
 
 Decisions the method leaves open, made here:
 - Tracks removed on a frame are not output on it.
@@ -34,6 +37,7 @@ Decisions the method leaves open, made here:
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -87,7 +91,8 @@ class _TrackRecord:
     logit: float = 0.0
     age: int = 0
     frames_since_detection: int = 0
-    weak_frames: int = 0  # consecutive weak frames
+    weak_frames: int = 0  # consecutive weak (low predicted IoU) frames
+    lost_frames: int = 0  # consecutive lost (low object-score logit) frames
     confirmed: bool = False
 
 
@@ -102,15 +107,31 @@ class _FrameDetections:
     masks: np.ndarray | None  # (N, H, W) bool
 
 
+# The object-score logit SAM 2 itself gives an absent object; stands in for a non-finite
+# one so that nothing downstream (existence, logit history, occlusion) sees a NaN.
+ABSENT_LOGIT = -1024.0
+
+
 @dataclass
 class _Evidence:
-    """One track's inputs to the state machine on this frame."""
+    """One track's inputs to the state machine on this frame.
+
+    Non-finite segmenter scores (NaN from a broken model or config) are replaced on
+    construction by "no mask, absent" (score 0, ABSENT_LOGIT) and flagged ``corrupt``:
+    such a frame is weak and lost, so the track is removed after max_weak_frames instead
+    of staying CONFIRMED forever on scores that never compare below a threshold.
+    """
 
     mask_score: float
     logit: float
     detection_score: float | None  # the associated detection's score, None when unmatched
     occluded: bool = False
     prompted: bool = False
+    corrupt: bool = False
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.mask_score) and math.isfinite(self.logit)):
+            self.mask_score, self.logit, self.corrupt = 0.0, ABSENT_LOGIT, True
 
 
 class _PhaseTimer:
@@ -246,7 +267,9 @@ class Tracker:
         timer.lap("geometry")
         matched = self._associate(records, dets, geometry)
         reprompt = self._reinforcement(records, dets, geometry, matched)
-        new_cols = self._select_new_tracks(len(records), dets, geometry, set(matched.values()))
+        new_cols = self._select_new_tracks(
+            len(records), dets, geometry, set(matched.values()), [matched[r] for r in reprompt]
+        )
         new_records = [self._new_record(dets, col) for col in new_cols]
         timer.lap("manage")
 
@@ -354,21 +377,41 @@ class Tracker:
             centroid_distance=geometry.centroid_distance,
             detection_scores=dets.scores,
             detection_boxes=dets.boxes,
-            mask_boxes=geometry.mask_boxes,
         )
         cost = np.asarray(self._cost(pairs, self._config), dtype=np.float64)
         if cost.shape != geometry.iou.shape:
             raise ValueError(
                 f"association cost has shape {cost.shape}, expected {geometry.iou.shape}"
             )
+        # A detection mostly outside a track's mask may not match it: the IoU gate alone
+        # (0.1) let a detection lying 83% outside a pending track match it, so no track
+        # started and the track was re-prompted onto the neighbour (issue 11, defect 3).
+        # A pair needs at least 1 - addition_threshold of the box inside the mask (the
+        # new-track test would not call the detection new because of this track), or at
+        # least min_mask_in_box of the mask inside the box (a mask that shrank or lagged
+        # inside its object, which the box still holds; a neighbour's box holds only a
+        # sliver of it). We keep matching before the new-track test, rather than the
+        # reference's order, so that a shrunken pending track is re-prompted instead of
+        # duplicated and a re-prompted track's box can count as covered in the new-track
+        # test (defect 7). The per-class addition threshold, not one fixed fraction,
+        # because masks fill their boxes unevenly: a pedestrian's about half, a car's
+        # most of it.
+        config = self._config
+        min_coverage = [1.0 - config.thresholds(c).addition_threshold for c in dets.class_ids]
         allowed = association_gate(
             geometry.iou,
-            self._config.min_association_iou,
+            config.min_association_iou,
             [r.class_id for r in records],
             dets.class_ids,
-            self._config.match_across_classes,
+            config.match_across_classes,
+            containment=(
+                geometry.box_coverage,
+                geometry.mask_in_box,
+                np.array(min_coverage),
+                config.min_mask_in_box,
+            ),
         )
-        return dict(associate(cost, allowed).pairs)
+        return dict(associate(cost, allowed))
 
     def _reinforcement(
         self,
@@ -398,9 +441,16 @@ class Tracker:
         dets: _FrameDetections,
         geometry: mask_ops.FrameGeometry,
         matched_cols: set[int],
+        reprompt_cols: list[int],
     ) -> list[int]:
-        """Unmatched detections, best first, whose box is mostly uncovered by track masks
-        and by the boxes of tracks started earlier on this frame."""
+        """Unmatched detections, best first, whose box is mostly uncovered by track masks,
+        by the boxes re-prompted tracks get on this frame and by the boxes of tracks
+        started earlier on this frame.
+
+        A re-prompted track's box covers like a new track's: both become that track's
+        mask on this frame. Without it, two detections of one pending object gave one
+        re-prompt plus a duplicate track (issue 11, defect 7).
+        """
         config = self._config
         capacity = config.max_tracks - num_tracks
         candidates = sorted(
@@ -408,6 +458,8 @@ class Tracker:
             key=lambda c: (-float(dets.scores[c]), c),
         )
         boxed = np.zeros(geometry.grid_covered.shape, dtype=bool)
+        for col in reprompt_cols:
+            boxed[geometry.grid_span(dets.pixel_boxes[col])] = True
         accepted: list[int] = []
         for col in candidates:
             if len(accepted) >= capacity:
@@ -522,7 +574,8 @@ class Tracker:
     ) -> tuple[list[Track], np.ndarray]:
         """The surviving tracks (ascending id) and the frame's label image.
 
-        On the device: the label image (contested pixels to the higher mask score) and
+        On the device: the label image (contested pixels to the higher logit, never to an
+        OCCLUDED track; no pixels for LOST tracks) and
         the tracks' tight boxes; then one copy of both to the host. No per-track mask
         reaches the host: each Track's mask is a view of the label image.
         """
@@ -543,15 +596,36 @@ class Tracker:
             prompt_row[everyone[i].track_id] if i >= num_propagated or i in reprompted else i
             for i in order
         ]
-        masks, scores = propagated.masks, propagated.mask_scores.float()
+        masks = propagated.masks
         if prompted is not None:
             # On the prompt's device: the propagated output is empty (maybe a CPU
             # placeholder) when no track existed before this frame.
-            device = prompted.masks.device
-            masks = torch.cat((masks.to(device), prompted.masks))
-            scores = torch.cat((scores.to(device), prompted.mask_scores.float()))
+            masks = torch.cat((masks.to(prompted.masks.device), prompted.masks))
+        # One rule decides occlusion and ownership of contested pixels: the object-score
+        # logit (SAM2MOT's visibility), with OCCLUDED tracks after all others. Owners
+        # used to be picked by predicted IoU while occlusion went by the logit, so a track
+        # marked OCCLUDED (its memory neutralised) could own its occluder's pixels.
+        ranked = sorted(
+            range(len(order)),
+            key=lambda k: (
+                states[order[k]] is TrackState.OCCLUDED,
+                -everyone[order[k]].logit,
+                everyone[order[k]].track_id,
+            ),
+        )
+        priority = np.empty(len(order), dtype=np.float32)
+        priority[ranked] = np.arange(len(order), 0, -1, dtype=np.float32)
+        # A LOST track is one the segmenter does not find on this frame: it is kept (and
+        # its propagated mask still matches detections) so that it can get its identity
+        # back, but it is output without pixels, as trackers keep lost tracks unreported.
+        # Drawing its mask would report a stale or failed mask for up to max_lost_frames
+        # (SAM2MOT's 25) frames.
+        drawn = np.array([states[i] is not TrackState.LOST for i in order])
         index = torch.as_tensor(source, dtype=torch.long, device=masks.device)
-        labels = mask_ops.label_image(masks[index], scores[index])
+        shown = masks[index] * torch.from_numpy(drawn).to(masks.device)[:, None, None]
+        labels = mask_ops.label_image(
+            shown, torch.from_numpy(priority).to(masks.device, non_blocking=True)
+        )
         boxes, present = mask_ops.label_boxes(labels, len(order))
         labels, boxes, present = mask_ops.to_host(labels, boxes, present)
         labels = labels.view(np.uint16) if labels.dtype == np.int16 else labels.astype(np.uint16)
@@ -580,7 +654,20 @@ class Tracker:
 
 # --- the state machine: the one place where track states change -----------------------
 def _is_weak(mask_score: float, logit: float, config: TrackerConfig) -> bool:
-    return mask_score < config.removal_quality or logit <= config.lost_logit
+    """Seg2Track-SAM2's failing mask (predicted IoU below removal_quality), or SAM2MOT's
+    lost object (logit at most lost_logit); non-finite scores (every comparison with
+    NaN is false) count as both."""
+    return _low_quality(mask_score, logit, config) or _lost(logit, config)
+
+
+def _low_quality(mask_score: float, logit: float, config: TrackerConfig) -> bool:
+    if not (math.isfinite(mask_score) and math.isfinite(logit)):
+        return True
+    return mask_score < config.removal_quality
+
+
+def _lost(logit: float, config: TrackerConfig) -> bool:
+    return not math.isfinite(logit) or logit <= config.lost_logit
 
 
 def _advance(
@@ -592,9 +679,12 @@ def _advance(
 ) -> TrackState | None:
     """Update a track with this frame's evidence; its state, or None when it is removed.
 
-    - weak frame (low predicted IoU or logit <= lost_logit): LOST this frame and one more
-      consecutive weak frame; a good frame resets the count;
-    - max_weak_frames consecutive weak frames, or existence below min_existence: removed;
+    - weak frame (predicted IoU below removal_quality, or non-finite scores) and lost
+      frame (logit <= lost_logit, or non-finite scores): LOST on this frame; each kind
+      has its own count of consecutive frames, reset by a frame without it;
+    - removed after max_weak_frames consecutive weak frames (Seg2Track-SAM2), after
+      max_lost_frames consecutive lost frames (SAM2MOT), or with existence below
+      min_existence;
     - existence reaching confirm_existence confirms the track for good;
     - shown state: OCCLUDED > LOST > CONFIRMED / TENTATIVE.
     """
@@ -607,16 +697,22 @@ def _advance(
         record.detection_score = ev.detection_score
         record.frames_since_detection = 0
 
-    weak = _is_weak(ev.mask_score, ev.logit, config)
+    weak = ev.corrupt or _low_quality(ev.mask_score, ev.logit, config)
+    lost = ev.corrupt or _lost(ev.logit, config)
     record.weak_frames = record.weak_frames + 1 if weak else 0
+    record.lost_frames = record.lost_frames + 1 if lost else 0
     record.existence = existence.step(record.existence, ev.logit, ev.detection_score)
     record.confirmed = record.confirmed or record.existence >= config.confirm_existence
 
-    if record.weak_frames >= config.max_weak_frames or record.existence < config.min_existence:
+    if (
+        record.weak_frames >= config.max_weak_frames
+        or record.lost_frames >= config.max_lost_frames
+        or record.existence < config.min_existence
+    ):
         return None
     if ev.occluded:
         return TrackState.OCCLUDED
-    if weak:
+    if weak or lost:
         return TrackState.LOST
     return TrackState.CONFIRMED if record.confirmed else TrackState.TENTATIVE
 

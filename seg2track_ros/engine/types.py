@@ -19,7 +19,8 @@ class TrackState(enum.IntEnum):
     TENTATIVE = 0  # existence probability still below the confirmation threshold
     CONFIRMED = 1  # visible and believed real
     OCCLUDED = 2  # hidden by another object this frame (SAM2MOT cross-object rule)
-    LOST = 3  # the segmenter does not find it this frame; removed after N such frames
+    LOST = 3  # the segmenter does not find it this frame (output without a mask); removed
+    # after max_weak_frames / max_lost_frames such frames
 
 
 @dataclass(frozen=True)

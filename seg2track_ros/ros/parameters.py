@@ -64,21 +64,25 @@ SEGMENTER_DESCRIPTIONS = {
         " batches (CUDA; slow first frames, once per bucket)"
     ),
     "max_conditioning_frames": "prompted frames kept per object (oldest dropped first)",
-    "max_object_pointers": "object pointers attended to per object (SAM 2 uses 16)",
+    "max_object_pointers": "object pointers attended to per object, at least 2 (SAM 2 uses 16)",
     "objects_per_call": "at most this many objects per SAM 2 call; 0: auto (all on CUDA,"
     " a few at a time on the CPU, where smaller calls stay in cache)",
 }
 
 TRACKER_DESCRIPTIONS = {
     "min_association_iou": "pairs with IoU(track mask, detection box) below this never match",
+    "min_mask_in_box": "a detection with less than 1 - addition_threshold of its box inside a"
+    " track's mask matches it only if at least this fraction of the mask is inside the box",
     "iou_weight": "association cost weight of 1 - IoU(mask, box)",
     "centroid_weight": "association cost weight of the mask-centroid to box-centre distance"
     " over the box diagonal",
     "confidence_weight": "association cost multiplier (1 + w * (1 - detection score))",
     "match_across_classes": "let a detection match a track of another class",
-    "removal_quality": "predicted IoU below this makes a frame weak",
-    "lost_logit": "object-score logit at or below this makes a frame weak (LOST)",
-    "max_weak_frames": "a track is removed after this many consecutive weak frames",
+    "removal_quality": "predicted IoU below this makes a frame weak (LOST)",
+    "lost_logit": "object-score logit at or below this makes a frame lost (LOST)",
+    "max_weak_frames": "a track is removed after this many consecutive weak frames"
+    " (Seg2Track-SAM2)",
+    "max_lost_frames": "a track is removed after this many consecutive lost frames (SAM2MOT)",
     "reinforcement_quality": "a track with predicted IoU below this is pending (re-promptable)",
     "reliable_logit": "a track with logit at or below this is pending (re-promptable)",
     "occlusion_iou": "two tracks' masks overlapping with IoU above this: one is occluded",
@@ -116,9 +120,10 @@ FLOAT_RANGES = {
 INT_RANGES = {
     "image_size": (64, 4096, 64),
     "max_conditioning_frames": (1, 64, 1),
-    "max_object_pointers": (1, 64, 1),
+    "max_object_pointers": (2, 64, 1),
     "objects_per_call": (0, 1024, 1),
     "max_weak_frames": (1, 10_000, 1),
+    "max_lost_frames": (1, 10_000, 1),
     "occlusion_history": (1, 1000, 1),
     "max_tracks": (1, 10_000, 1),
     "input_depth": (1, 1000, 1),
