@@ -240,7 +240,7 @@ class SegmenterConfig:
 
 MODEL_SIZES = ("tiny", "small", "base_plus", "large")
 # objects_per_call's automatic value on the CPU (see BENCHMARKS.md, CPU section).
-CPU_OBJECTS_PER_CALL = 8
+CPU_OBJECTS_PER_CALL = 4
 
 
 @dataclass(frozen=True)
