@@ -148,7 +148,8 @@ def test_batched_propagation_equals_each_object_alone(tiny128):
 
 
 def test_memory_stays_bounded():
-    """300 frames, 5 objects: per-object memory within the bounds, total bytes constant."""
+    """300 frames, 5 objects: per-object memory within the bounds, total bytes constant,
+    the first prompt kept."""
     torch.manual_seed(0)
     model = build_sam2_model("tiny", 64, torch.device("cpu"))
     segmenter = Sam2StreamSegmenter(model, max_conditioning_frames=3, max_object_pointers=16)
@@ -170,8 +171,11 @@ def test_memory_stays_bounded():
         assert layout["memory_features"] == model.num_maskmem - 1
         assert layout["recent_frames"] == 15
         memory = segmenter._objects[object_id]
-        assert list(memory.conditioning) == [10, 15, 20]  # the oldest were dropped first
+        # the first prompt stays; the oldest re-prompts were dropped first
+        assert list(memory.conditioning) == [0, 15, 20]
     assert bytes_at[50] == bytes_at[300] > 0
+    with pytest.raises(ValueError, match="max_object_pointers"):
+        Sam2StreamSegmenter(model, max_object_pointers=1)
 
 
 def test_objects_added_and_removed_midstream(tiny128):

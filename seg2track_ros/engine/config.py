@@ -197,7 +197,8 @@ class SegmenterConfig:
     # torch.compile the image encoder and the per-frame heads (CUDA).
     compile: bool = False
     # Memory bounds per object: the most recent frames (SAM 2's num_maskmem - 1 = 6 are
-    # used by attention), prompted (conditioning) frames kept (oldest dropped first) and
+    # used by attention), prompted (conditioning) frames kept (the first stays, the
+    # oldest re-prompt goes first) and
     # object pointers attended to (SAM 2 uses up to 16; at least 2, since pointer
     # distances are scaled by 1 / (max_object_pointers - 1)).
     max_conditioning_frames: int = 4

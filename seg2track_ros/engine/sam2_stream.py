@@ -11,9 +11,9 @@ model (SAM2Base and its modules) frame by frame:
   the attention, so the batch never splits (the mask decoder runs once more on frames
   with box prompts, because prompted and unprompted objects use different tokens);
 - per object only what attention can use is kept: the `num_maskmem - 1` most recent
-  frames' memories, at most `max_conditioning_frames` prompted frames (oldest dropped
-  first) and the object pointers of the last `max_object_pointers - 1` frames. Nothing
-  grows with the length of the stream.
+  frames' memories, at most `max_conditioning_frames` prompted frames (the first prompt
+  stays, the oldest re-prompt is dropped first) and the object pointers of the last
+  `max_object_pointers - 1` frames. Nothing grows with the length of the stream.
 
 Semantics follow sam2's video predictor (SAM2VideoPredictor, sam2 1.1.0): memories are
 stored in bfloat16, prompted frames are conditioning frames whose memory encodes the
@@ -100,6 +100,9 @@ class Sam2StreamSegmenter(Segmenter):
         self.num_maskmem = int(model.num_maskmem)
         self.max_conditioning_frames = int(max_conditioning_frames)
         self.max_object_pointers = int(max_object_pointers)
+        if self.max_object_pointers < 2 or self.max_conditioning_frames < 1:
+            # Pointer positions are scaled by max_object_pointers - 1.
+            raise ValueError("max_object_pointers must be >= 2 and max_conditioning_frames >= 1")
         if self.num_maskmem < 1:
             raise ValueError("SAM 2 models without memory (num_maskmem 0) are not supported")
         # How many past frames an object keeps: memories for num_maskmem - 1, pointers
@@ -577,7 +580,11 @@ class Sam2StreamSegmenter(Segmenter):
         if prompted:
             memory.conditioning[entry.frame_index] = entry
             while len(memory.conditioning) > self.max_conditioning_frames:
-                memory.conditioning.popitem(last=False)
+                # The first prompt anchors the object's identity: drop the oldest
+                # re-prompt instead (or the first when only one frame may stay).
+                frames = list(memory.conditioning)
+                drop = frames[1] if self.max_conditioning_frames >= 2 else frames[0]
+                del memory.conditioning[drop]
         else:
             memory.recent.append(entry)
         # Drop what attention can no longer reach.

@@ -63,7 +63,8 @@ SEGMENTER_DESCRIPTIONS = {
         "torch.compile the image encoder and the per-object heads over bucketed object"
         " batches (CUDA; slow first frames, once per bucket)"
     ),
-    "max_conditioning_frames": "prompted frames kept per object (oldest dropped first)",
+    "max_conditioning_frames": "prompted frames kept per object (the first prompt stays;"
+    " the oldest re-prompt is dropped first)",
     "max_object_pointers": "object pointers attended to per object, at least 2 (SAM 2 uses 16)",
     "objects_per_call": "at most this many objects per SAM 2 call; 0: auto (all on CUDA,"
     " a few at a time on the CPU, where smaller calls stay in cache)",
