@@ -125,3 +125,13 @@ def test_warnings_are_throttled_per_reason_not_all_together(node, capfd):
     assert err.count("first kind of problem") == 1, err
     assert err.count("second kind of problem") == 1, err
     assert node._stats.rejected == {"reason_a": 3, "reason_b": 3}  # all counted
+
+
+def test_warnings_and_errors_can_follow_each_other(node, capfd):
+    """rclpy raises 'Logger severity cannot be changed between calls' when one call site
+    logs at two severities: an engine error after a warning then lost its frame."""
+    node._reject("a_warning", "something to warn about")
+    node._reject("an_error", "something that failed", error=True)
+    node._reject("another_warning", "more to warn about")
+    err = capfd.readouterr().err
+    assert "something that failed" in err and "more to warn about" in err
