@@ -183,7 +183,15 @@ class NodeUnderTest:
         return self.call(self.change_state, request).success
 
     def state(self) -> str:
-        return self.call(self.get_state, GetState.Request()).current_state.label
+        # GetState is idempotent, so it is retried: under load a response can be lost when
+        # the server answers before it has discovered the client's response reader.
+        for _attempt in range(3):
+            assert self.get_state.wait_for_service(timeout_sec=30), "get_state not available"
+            future = self.get_state.call_async(GetState.Request())
+            if self.spin_until(future.done, 15):
+                return future.result().current_state.label
+            self.get_state.remove_pending_request(future)
+        raise AssertionError(f"get_state never answered:\n{self.output()}")
 
     def rss_kb(self) -> int:
         with open(f"/proc/{self.process.pid}/status") as status:

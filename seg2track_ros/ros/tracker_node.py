@@ -560,8 +560,11 @@ class TrackerNode(LifecycleNode):
             if now - self._last_warning.get(key, -math.inf) < WARN_EVERY_S:
                 return
             self._last_warning[key] = now
-        logger = self.get_logger()
-        (logger.error if error else logger.warning)(message)
+        # Two call sites: rclpy refuses a second severity from the same line.
+        if error:
+            self.get_logger().error(message)
+        else:
+            self.get_logger().warning(message)
 
     def _callback_failed(self, callback: str, error: Exception) -> None:
         with self._stats_lock:
