@@ -711,7 +711,6 @@ def _masked_memory_attention(
     memory = memory.contiguous()
     memory_with_pos = memory + memory_pos
     attn_mask = None if key_mask is None else key_mask[:, None, None, :]
-    batch_dim = 0 if attention.batch_first else 1
     for layer in attention.layers:
         # Until the first cross-attention, every object's state is the same (one row).
         output = layer._forward_sa(output, curr_pos)
@@ -733,8 +732,6 @@ def _masked_memory_attention(
             layer.linear2(layer.dropout(layer.activation(layer.linear1(normed))))
         )
     output = attention.norm(output)
-    if output.shape[batch_dim] != batch:  # no layers: nothing made the objects differ
-        output = output.expand(*[batch if d == batch_dim else -1 for d in range(3)])
     if attention.batch_first:
         output = output.transpose(0, 1)
     return output
