@@ -25,8 +25,8 @@ setup(
     entry_points={
         "console_scripts": [
             "seg2track = seg2track_ros.cli:main",
-            "tracker_node = seg2track_ros.ros.tracker_node:main",
-            "results_writer = seg2track_ros.ros.results_writer:main",
+            "tracker_node = seg2track_ros.ros.entry_points:tracker_node",
+            "results_writer = seg2track_ros.ros.entry_points:results_writer",
         ]
     },
 )

@@ -11,14 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from seg2track_msgs.msg import TrackedObjectArray
 
 from seg2track_ros.engine.types import TrackState
 from seg2track_ros.results import ResultRow, ResultsRecorder, parse_states
+from seg2track_ros.ros import shutdown
 from seg2track_ros.ros.conversions import rle_msg_to_mask
+from seg2track_ros.ros.shutdown import ShutdownSignals, StartupInterrupted
 
 
 def rows_from_msg(msg: TrackedObjectArray) -> list[ResultRow]:
@@ -73,16 +75,30 @@ class ResultsWriterNode(Node):
         self.get_logger().info(f"wrote {summary.lines} lines for {summary.frames} frames")
 
 
-def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = ResultsWriterNode()
+def main(args=None, signals: ShutdownSignals | None = None) -> None:
+    # Signals are handled here, not by rclpy: see seg2track_ros.ros.shutdown. The console
+    # script installs the handlers before importing this module (entry_points.py).
+    if signals is None:
+        signals = ShutdownSignals()
+        signals.install()
+    node = executor = None
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        shutdown.init(args)
+        node = ResultsWriterNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        signals.started()
+        signals.spin(executor)
+    except (StartupInterrupted, ExternalShutdownException):
         pass
     finally:
-        node.close()
-        node.destroy_node()
+        signals.started()  # further signals are ignored: nothing interrupts the teardown
+        if node is not None:
+            # Before the context goes: the summary logged here reaches /rosout.
+            node.close()
+            node.destroy_node()
+        if executor is not None:
+            executor.shutdown()
         rclpy.try_shutdown()
 
 

@@ -35,6 +35,7 @@ from seg2track_ros.engine.checkpoints import CheckpointError
 from seg2track_ros.engine.config import ConfigError, EngineConfig
 from seg2track_ros.engine.tracker import TrackerStepError
 from seg2track_ros.engine.types import Detections, InvalidInputError
+from seg2track_ros.ros import shutdown
 from seg2track_ros.ros.conversions import (
     ImageConverter,
     RejectedInput,
@@ -48,12 +49,17 @@ from seg2track_ros.ros.parameters import (
     declare_parameters,
     read_parameters,
 )
+from seg2track_ros.ros.shutdown import ShutdownSignals, StartupInterrupted
 from seg2track_ros.ros.sync import StampSynchronizer, SyncedPair
 from seg2track_ros.visualize import overlay_image
 
 OUTPUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 WARN_EVERY_S = 5.0
 LOCKSTEP_QUEUE = 10_000  # frames; the byte bound (lockstep_queue_bytes) usually binds first
+# Longest wait for the worker threads to finish their frame: on deactivate or cleanup,
+# and at process shutdown (ros2 launch sends SIGTERM 5 s after SIGINT, SIGKILL 5 s later).
+STOP_TIMEOUT_S = 30.0
+SHUTDOWN_TIMEOUT_S = 4.0
 # The worker re-reads the segmenter's memory figure at most this often (seconds).
 MEMORY_READ_EVERY_S = 0.25
 
@@ -119,6 +125,9 @@ class TrackerNode(LifecycleNode):
         self._tracker = None
         self._segmenter = None
         self._engine_lock = threading.Lock()
+        # Held while publishing outputs and while destroying publishers: the worker
+        # threads never publish on a destroyed publisher or after processing stopped.
+        self._outputs_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._stats = _Stats()
         self._queue: collections.deque[_Frame] = collections.deque()
@@ -305,6 +314,10 @@ class TrackerNode(LifecycleNode):
             torch.cuda.empty_cache()
 
     def _destroy_publishers(self) -> None:
+        with self._outputs_lock:
+            self._destroy_publishers_locked()
+
+    def _destroy_publishers_locked(self) -> None:
         # Lifecycle publishers are also registered as managed entities: only
         # destroy_lifecycle_publisher releases them from there.
         lifecycle = (self._tracks_pub, self._detections_pub, self._labels_pub, self._overlay_pub)
@@ -504,13 +517,19 @@ class TrackerNode(LifecycleNode):
     def _publish(self, frame: _Frame, result) -> None:
         header = frame.header
         messages = step_to_msgs(result, header)
-        self._tracks_pub.publish(messages.tracks)
-        self._detections_pub.publish(messages.detections)
-        self._labels_pub.publish(messages.labels)
+        overlay = None
         if self._overlay_pub is not None:
-            self._overlay_pub.publish(
-                bgr_to_image_msg(overlay_image(frame.rgb, result.tracks), header)
-            )
+            overlay = bgr_to_image_msg(overlay_image(frame.rgb, result.tracks), header)
+        with self._outputs_lock:
+            # Stopped (deactivate, cleanup, shutdown) while this frame was tracked: its
+            # outputs are dropped, never published on a released publisher.
+            if not self._running or self._tracks_pub is None:
+                return
+            self._tracks_pub.publish(messages.tracks)
+            self._detections_pub.publish(messages.detections)
+            self._labels_pub.publish(messages.labels)
+            if overlay is not None and self._overlay_pub is not None:
+                self._overlay_pub.publish(overlay)
         now = self.get_clock().now().nanoseconds
         with self._stats_lock:
             stats = self._stats
@@ -530,21 +549,46 @@ class TrackerNode(LifecycleNode):
         self._image_subscription = self._detections_subscription = None
         self._sync_timer = self._diagnostics_timer = None
 
-    def _stop_processing(self) -> None:
+    def _stop_processing(self, timeout: float = STOP_TIMEOUT_S) -> bool:
+        """Stop the worker and publish threads; False if one is still running after
+        ``timeout`` seconds (inside a long step: it publishes nothing once it returns)."""
         with self._queue_ready:
             self._running = False
             self._queue.clear()
             self._queue_bytes = 0
             self._queue_ready.notify_all()
+        deadline = time.monotonic() + timeout
+        stopped = True
         for thread in (self._worker, self._publisher):
             if thread is not None:
-                thread.join(timeout=30)
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+                stopped = stopped and not thread.is_alive()
         self._worker = self._publisher = None
         while not self._outbox.empty():
             self._outbox.get_nowait()
         if self._sync is not None:
             self._sync.reset()
             self._count_sync_losses([])
+        return stopped
+
+    def close(self, signals: list[str] | None = None) -> bool:
+        """Process shutdown, in order: stop the worker threads (so that nothing publishes
+        or logs from them while the node goes away), destroy the node. The context stays
+        valid throughout, so what is logged here reaches /rosout. Returns False if a
+        worker thread did not stop within SHUTDOWN_TIMEOUT_S."""
+        why = f" ({', '.join(signals)})" if signals else ""
+        self.get_logger().info(f"shutting down{why}")
+        stopped = self._stop_processing(timeout=SHUTDOWN_TIMEOUT_S)
+        if not stopped:
+            self.get_logger().warning(
+                f"the worker did not finish its frame within {SHUTDOWN_TIMEOUT_S} s:"
+                " exiting without it"
+            )
+        with self._outputs_lock:
+            self._destroy_inputs()
+            self._destroy_publishers_locked()
+            self.destroy_node()
+        return stopped
 
     # ------------------------------------------------------------------ misc
     def _reject(self, reason: str, message: str, count: int = 1, error: bool = False) -> None:
@@ -653,21 +697,31 @@ def _percentile(values, q: float) -> float:
     return round(float(np.percentile(list(values), q)), 1) if values else 0.0
 
 
-def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = TrackerNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
+def main(args=None, signals: ShutdownSignals | None = None) -> None:
+    # Signals are handled here, not by rclpy: see seg2track_ros.ros.shutdown. The console
+    # script installs the handlers before importing this module (entry_points.py).
+    if signals is None:
+        signals = ShutdownSignals()
+        signals.install()
+    node = executor = None
     try:
+        shutdown.init(args)
+        node = TrackerNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
         autostart = node.get_parameter("autostart").value
         if autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             node.trigger_activate()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        signals.started()
+        signals.spin(executor)
+    except (StartupInterrupted, ExternalShutdownException):
         pass
     finally:
-        node._stop_processing()
-        node.destroy_node()
+        signals.started()  # further signals are ignored: nothing interrupts the teardown
+        if node is not None:
+            node.close(signals.received)
+        if executor is not None:
+            executor.shutdown()
         rclpy.try_shutdown()
 
 
