@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from seg2track_msgs.msg import TrackedObject, TrackedObjectArray
 
 from seg2track_ros.ros.conversions import mask_to_rle_msg
 
-from node_harness import RANDOM_WEIGHT_PARAMS, RELIABLE, NodeUnderTest
+from node_harness import RANDOM_WEIGHT_PARAMS, RELIABLE, TRANSITIONS, NodeUnderTest
 
 SIGINT, SIGTERM = signal.SIGINT, signal.SIGTERM
 NOT_CLEAN = (
@@ -128,21 +129,26 @@ def test_tracker_node_stops_cleanly_while_frames_flow(ros_context, mode, signals
         runs += 1
 
 
-@pytest.mark.parametrize("signals", [(SIGTERM,), (SIGINT, SIGINT)])
-def test_tracker_node_stops_cleanly_while_inactive(ros_context, signals):
-    """An unconfigured node (autostart off) and an active node that never got a frame."""
-    for params in ({"autostart": False}, {}):
-        node = NodeUnderTest(ros_context, {**RANDOM_WEIGHT_PARAMS, **params}, "idle")
-        try:
-            if params:
-                node.wait_active()
-            else:
-                assert node.state() == "unconfigured"
-            node.spin_until(lambda: False, timeout=0.3)  # idle for a moment
-            returncode = _signal_and_wait(node.process, signals, 0.05)
-        finally:
-            output = node.close()
-        _assert_clean(returncode, output, f"{params or 'active, idle'}: {signals}")
+@pytest.mark.parametrize(
+    ("state", "signals"), [("inactive", (SIGTERM,)), ("active", (SIGINT, SIGINT))]
+)
+def test_tracker_node_stops_cleanly_while_idle(ros_context, state, signals):
+    """A configured node that is not active (the lifecycle's inactive state: autostart
+    off, configured over its service), and an active node that never got a frame."""
+    autostart = state == "active"
+    node = NodeUnderTest(ros_context, {**RANDOM_WEIGHT_PARAMS, "autostart": autostart}, "idle")
+    try:
+        if autostart:
+            node.wait_active()
+        else:
+            assert node.transition(TRANSITIONS["configure"]), node.output()
+        assert node.state() == state
+        node.spin_until(lambda: False, timeout=0.5)  # idle for a moment
+        returncode = _signal_and_wait(node.process, signals, 0.05)
+    finally:
+        output = node.close()
+    _assert_clean(returncode, output, f"{state}: {[s.name for s in signals]}")
+    assert "shutting down" in output, output
 
 
 def _start(executable: str, args: list[str]):
@@ -169,6 +175,19 @@ def _wait_for_text(process, log, text: str, timeout: float = 60.0) -> bool:
     return text in _read(log)
 
 
+def _handles_sigterm(pid: int) -> bool:
+    """Whether the process catches SIGTERM (Python does not by default): the executable's
+    own handlers are installed, first thing in its entry point."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (SIGTERM - 1) & 1)
+    except FileNotFoundError:
+        pass
+    return False
+
+
 def _node_in_graph(client: Node, name: str, namespace: str) -> bool:
     return (name, namespace) in client.get_node_names_and_namespaces()
 
@@ -183,7 +202,7 @@ def _node_in_graph(client: Node, name: str, namespace: str) -> bool:
     ],
 )
 def test_tracker_node_stops_cleanly_during_start_up(ros_context, moment, signals):
-    """A signal before the node spins: while Python imports the node, while the model
+    """A signal before the node spins: while Python imports the node's modules, while the model
     loads (the node is in the graph, configure is importing torch and SAM 2 and building
     the model), right after it is configured."""
     client = Node("startup_test_client", context=ros_context)
@@ -194,7 +213,13 @@ def test_tracker_node_stops_cleanly_during_start_up(ros_context, moment, signals
     process, log = _start("tracker_node", args)
     try:
         if moment == "importing":
-            time.sleep(0.3)
+            # From the entry point on (before it, Python's start-up and the generated
+            # console script run, as in any Python executable).
+            deadline = time.monotonic() + 60
+            while not _handles_sigterm(process.pid):
+                assert process.poll() is None and time.monotonic() < deadline, _read(log)
+                time.sleep(0.002)
+            assert not _node_in_graph(client, "tracker_node", "/startup")
         elif moment == "loading the model":
             deadline = time.monotonic() + 60
             while not _node_in_graph(client, "tracker_node", "/startup"):
@@ -259,7 +284,9 @@ def test_results_writer_stops_cleanly_and_writes_its_file(ros_context, tmp_path)
                 log.close()
                 client.destroy_publisher(publisher)
             _assert_clean(returncode, output, f"results_writer: {[s.name for s in signals]}")
-            assert "wrote " in output and results.is_file(), output
+            summary = re.search(r"wrote (\d+) lines for (\d+) frames", output)
+            assert summary and int(summary[2]) > 0, output
+            assert len(results.read_text().splitlines()) == int(summary[1]), output
             runs += 1
     finally:
         client.destroy_node()
@@ -270,7 +297,7 @@ def _writer_input(frame: int) -> TrackedObjectArray:
     msg = TrackedObjectArray()
     msg.header.stamp.sec = 1000 + frame
     obj = TrackedObject()
-    obj.track_id, obj.class_id, obj.state = 1, 1, 1
+    obj.track_id, obj.class_id, obj.state = 1, "car", 1
     obj.mask = mask_to_rle_msg(np.zeros((4, 4), bool))
     msg.objects.append(obj)
     return msg
