@@ -182,9 +182,14 @@ class TrackerNode(LifecycleNode):
             max_pending=settings.sync_queue,
         )
         self._create_inputs()
+        segmenter = f"segmenter {settings.segmenter}"
+        if settings.segmenter == "sam2":
+            segmenter += (
+                f" (model {self._config.segmenter.model},"
+                f" image_size {self._config.segmenter.image_size})"
+            )
         self.get_logger().info(
-            f"configured: model {self._config.segmenter.model} on {self._segmenter.device},"
-            f" image_size {self._config.segmenter.image_size}, mode {settings.mode},"
+            f"configured: {segmenter} on {self._segmenter.device}, mode {settings.mode},"
             f" images via {self._converter.backend}"
         )
         return TransitionCallbackReturn.SUCCESS
@@ -271,14 +276,18 @@ class TrackerNode(LifecycleNode):
     # ------------------------------------------------------------------ engine
     def _load_engine(self) -> bool:
         from seg2track_ros.engine.faults import FaultInjectingSegmenter
-        from seg2track_ros.engine.sam2_model import build_segmenter
+        from seg2track_ros.engine.registry import load_segmenter
         from seg2track_ros.engine.tracker import Tracker
 
         started = time.monotonic()
+        name = self._settings.segmenter
         try:
-            segmenter = build_segmenter(self._config.segmenter)
+            segmenter = load_segmenter(name, self._config.segmenter)
         except (CheckpointError, ConfigError) as error:
             self.get_logger().error(f"configure failed: {error}")
+            return False
+        except Exception as error:  # a plugin's factory: the node stays up to retry
+            self.get_logger().error(f"configure failed: segmenter {name!r} raised {error!r}")
             return False
         if self._settings.inject_fault_every > 0:
             segmenter = FaultInjectingSegmenter(segmenter, self._settings.inject_fault_every)
