@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sensor_msgs.msg import Image
 
-from seg2track_ros.engine.detection_masks import DetectionMaskSegmenter
 from seg2track_ros.engine.config import TrackerConfig
+from seg2track_ros.engine.detection_masks import DetectionMaskSegmenter
 from seg2track_ros.engine.tracker import Tracker
 from seg2track_ros.ros.conversions import (
     IMAGE_ENCODINGS,

@@ -17,11 +17,16 @@ from seg2track_ros.stress.scenes import Scene, stamp_of
 
 KIB_PER_MIB = 1024
 # Every node here: lockstep (each frame tracked, so outputs can be counted against
-# inputs), reliable inputs with room for a burst, diagnostics often.
+# inputs), reliable inputs with room for a burst, diagnostics often, and a long
+# sync_timeout: on a loaded machine a large detections message (10k detections) can
+# take longer than the default 0.2 s to arrive, and its image would then be tracked
+# without it. Images that never get detections do not wait for it: the next frame's
+# detections release them at once ("overtaken").
 COMMON_PARAMS = {
     "input_reliability": "reliable",
     "input_depth": 100,
     "diagnostics_period": 0.2,
+    "sync_timeout": 5.0,
 }
 SAM2_PARAMS = {"segmenter": "sam2", "model": "tiny", "checkpoint": "random", "image_size": 128}
 RSS_SLOPE_TARGET = 1.0  # MiB per 1,000 frames after warm-up
