@@ -327,7 +327,19 @@ def run_fuzz(
             size_now = int(plan.rng.integers(1, burst_max + 1))
             for item in plan.burst(frame, size_now):
                 expected.add(item)
-                driver.publish(item.image, item.detections)
+                if not item.detections_after_receipt:
+                    driver.publish(item.image, item.detections)
+                    continue
+                driver.publish(item.image)
+                timeout = min(good_frame_timeout, max(0.0, deadline - time.monotonic()))
+                if not driver.spin_until(
+                    lambda: driver.counter("frames_in") >= expected.images_sent, timeout
+                ):
+                    result.timed_out = f"frames_in to count the image of burst {frame}"
+                    break
+                driver.publish(detections=item.detections)
+            if result.timed_out:
+                break
             result.bursts += 1
             frame += 1
         # Counters settle once the last frames are tracked and a diagnostics message
