@@ -39,7 +39,9 @@ EVERY_REASON = {
     "rejected_unpaired_detections",
     "rejected_stamp_backwards",
     "rejected_image_size_changed",
+    "rejected_unpaired_images",
     "images_without_detections",
+    "frames_dropped",
 }
 
 
@@ -66,7 +68,7 @@ def test_fuzz_expectations_follow_the_nodes_rules():
     never_paired = plan.kinds["image_never_paired"](0, stamp_of(0) + 3)
     for item in (backwards, size_change, never_paired, plan.good_frame(1)):
         expected.add(item)
-    assert backwards.stamp < stamp_of(0) and backwards.detections_after_receipt
+    assert backwards.stamp < stamp_of(0) and backwards.wait_for_receipt
     assert expected.rejected["stamp_backwards"] == 1
     assert expected.rejected["image_size_changed"] == 2  # there and back
     assert expected.images_without_detections == 1  # the never-paired image

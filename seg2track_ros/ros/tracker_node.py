@@ -397,7 +397,8 @@ class TrackerNode(LifecycleNode):
 
     def _count_sync_losses(self, pairs: list[SyncedPair]) -> None:
         """Diagnostics for what pairing lost: detection messages that never met their
-        image, and images tracked without detections (by reason)."""
+        image, images dropped while they waited for detections, and images tracked
+        without detections (by reason)."""
         unpaired = self._sync.take_dropped_detections() if self._sync is not None else 0
         if unpaired:
             self._reject(
@@ -405,6 +406,16 @@ class TrackerNode(LifecycleNode):
                 f"{unpaired} detection message(s) never paired with an image (no image"
                 " with that stamp, or it was already tracked without them)",
                 unpaired,
+            )
+        dropped = self._sync.take_dropped_images() if self._sync is not None else 0
+        if dropped:
+            with self._stats_lock:
+                self._stats.frames_dropped += dropped
+            self._reject(
+                "unpaired_images",
+                f"{dropped} image(s) dropped while waiting for their detections (stamps"
+                " went backwards, or processing stopped)",
+                dropped,
             )
         for pair in pairs:
             if pair.unpaired is None:

@@ -9,8 +9,10 @@ written per kind here, by hand, not computed by the code under test.
 Stamps: good frame n has stamp_of(n); items of the burst after it get stamps between
 stamp_of(n) and stamp_of(n + 1), in sending order, so frames are tracked in the order
 they are sent. A backwards stamp goes first in its burst (nothing is waiting to be
-paired then) and is lower than every stamp before it. Its detections, and everything
-after it, go out only once the node has received the image (its `frames_in` says so):
+paired then) and is lower than every stamp before it, unless an image that must be
+waiting for its detections at the rewind goes just before it. Their detections, and
+everything after them, go out only once the node has received the image (its
+`frames_in` says so), and what follows a rewinding image waits for its output:
 messages on two topics can reach the node in either order, and detections that arrive
 before the rewinding image are taken for the stream before the rewind (dropped at the
 rewind and counted as unpaired, as a real looping bag's would be), which would make the
@@ -39,6 +41,8 @@ UNSUPPORTED_ENCODINGS = ("yuv422", "32FC1", "16UC1", "bayer_rggb8", "mono16", "R
 # (height, width) of mid-stream size changes; the 1080p one only in long runs
 SIZE_CHANGES = ((48, 64), (96, 128), (240, 320))
 LARGE_SIZE = (1080, 1920)
+# Kinds that rewind the stream (stamps going backwards): sent first in their burst.
+REWINDING = ("image_dropped_at_rewind", "image_stamp_backwards")
 
 
 @dataclass
@@ -53,7 +57,8 @@ class Item:
     tracked_size: tuple[int, int] | None = None  # the image is tracked at this size
     without_detections: bool = False  # ... and with no detections
     stamp: int = 0
-    detections_after_receipt: bool = False  # send detections once the node has the image
+    wait_for_receipt: bool = False  # send detections (and the rest) once the node has the image
+    dropped: int = 0  # frames the node must drop (frames_dropped)
 
 
 @dataclass
@@ -67,11 +72,13 @@ class Expectation:
     malformed: int = 0
     last_size: tuple[int, int] | None = None
     last_stamp: int | None = None
+    frames_dropped: int = 0
     by_kind: Counter = field(default_factory=Counter)
 
     def add(self, item: Item) -> None:
         self.by_kind[item.kind] += 1
         self.malformed += item.malformed
+        self.frames_dropped += item.dropped
         self.rejected.update(item.rejected)
         if item.image is not None:
             self.images_sent += 1
@@ -122,6 +129,7 @@ class FuzzPlan:
             "detections_never_pair_future": self._detections_never_pair_future,
             "image_never_paired": self._image_never_paired,
             "image_stamp_backwards": self._image_stamp_backwards,
+            "image_dropped_at_rewind": self._image_dropped_at_rewind,
             "image_size_change": self._image_size_change,
             "image_other_encoding": self._image_other_encoding,
         }
@@ -151,14 +159,14 @@ class FuzzPlan:
         for k in range(size):
             if self._unused:
                 picks[k] = self._unused.pop(0)
-        if "image_stamp_backwards" in picks:  # see the module docstring
-            picks.remove("image_stamp_backwards")
-            picks.insert(0, "image_stamp_backwards")
-        step = (stamp_of(1) - stamp_of(0)) // (size + 2)
-        return [
-            self.kinds[name](frame, stamp_of(frame) + (k + 1) * step)
-            for k, name in enumerate(picks)
-        ]
+        rewinding = [p for p in picks if p in REWINDING]  # first: see the module docstring
+        picks = rewinding + [p for p in picks if p not in REWINDING]
+        step = (stamp_of(1) - stamp_of(0)) // (2 * size + 2)
+        items: list[Item] = []
+        for name in picks:
+            made = self.kinds[name](frame, stamp_of(frame) + (len(items) + 1) * step)
+            items += made if isinstance(made, list) else [made]
+        return items
 
     # ------------------------------------------------------------------ helpers
     def _tracked(self, kind, frame, stamp, image, detections, malformed=1, rejected=None) -> Item:
@@ -463,8 +471,24 @@ class FuzzPlan:
         image = image_msg(self.scene.image(frame), backwards)
         detections = detections_msg(backwards, self._good_detections(frame))
         item = self._tracked("image_stamp_backwards", frame, backwards, image, detections)
-        item.detections_after_receipt = True
+        item.wait_for_receipt = True
         return item
+
+    def _image_dropped_at_rewind(self, frame, stamp):
+        """An image still waiting for its detections when a backwards stamp rewinds
+        the stream: it is dropped, never tracked, and must be counted
+        (rejected_unpaired_images, frames_dropped). Then the rewinding image."""
+        waiting = Item(
+            "image_dropped_at_rewind",
+            image_msg(self.scene.image(frame), stamp),
+            None,
+            malformed=1,
+            rejected=Counter({"unpaired_images": 1}),
+            stamp=stamp,
+            wait_for_receipt=True,
+            dropped=1,
+        )
+        return [waiting, self._image_stamp_backwards(frame, stamp + 1)]
 
     def _image_size_change(self, frame, stamp):
         """A frame of another size mid-stream (tracks reset, counted), with detections
