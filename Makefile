@@ -3,6 +3,7 @@
 #   make demo    env + the whole path on a bundled sequence (see README), in demo_output/
 #   make env     build or update .venv and install/ (idempotent)
 #   make test    env + lint + the test suite
+#   make stress  env + the reliability suite at full size (about an hour), in stress_output/
 #   make lint    ruff check and ruff format --check
 #   make format  ruff format + ruff check --fix
 #   make clean   remove build/, install/, log/ (keeps .venv)
@@ -15,7 +16,7 @@ export ROS_DISTRO
 IN_ENV := source ./env.sh &&
 PYTEST_ARGS ?=
 
-.PHONY: demo env test lint format clean distclean
+.PHONY: demo env test stress lint format clean distclean
 
 demo: env
 	@rm -rf demo_output
@@ -32,6 +33,9 @@ format: env
 
 test: lint
 	@$(IN_ENV) python -m pytest $(PYTEST_ARGS)
+
+stress: env
+	@$(IN_ENV) seg2track stress --out stress_output
 
 clean:
 	rm -rf build install log

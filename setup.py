@@ -27,6 +27,13 @@ setup(
             "seg2track = seg2track_ros.cli:main",
             "tracker_node = seg2track_ros.ros.entry_points:tracker_node",
             "results_writer = seg2track_ros.ros.entry_points:results_writer",
-        ]
+        ],
+        # Segmenters selected by name (tracker_node's `segmenter`, `seg2track run
+        # --segmenter`); other packages add theirs to the same group. See
+        # seg2track_ros/engine/registry.py.
+        "seg2track_ros.segmenters": [
+            "sam2 = seg2track_ros.engine.sam2_model:build_segmenter",
+            "detection-masks = seg2track_ros.engine.detection_masks:build_segmenter",
+        ],
     },
 )

@@ -3,7 +3,7 @@
     ros2 launch seg2track_ros tracker.launch.py \
         image_topic:=/camera/image_raw detections_topic:=/yolo/detections
 
-model, checkpoint, device, mode and publish_overlay override the same parameters
+segmenter, model, checkpoint, device, mode and publish_overlay override the same parameters
 in params_file when given; left empty, params_file's values stand.
 """
 
@@ -14,6 +14,7 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 PARAMETER_ARGUMENTS = {
+    "segmenter": "sam2, detection-masks, or an installed plugin's name",
     "model": "SAM 2.1 size: tiny, small, base_plus or large",
     "checkpoint": "checkpoint file; 'random' for random weights (tests and benchmarks only)",
     "device": "auto, cpu, cuda or cuda:N",

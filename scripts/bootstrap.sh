@@ -69,7 +69,7 @@ esac
 # sam2 is installed with --no-deps plus the packages it really needs.
 PY_DEPS=(
   "numpy>=1.26" scipy opencv-python-headless pycocotools trackeval rosbags matplotlib
-  pyyaml pytest ruff colcon-common-extensions "setuptools<80"
+  pyyaml pytest hypothesis ruff colcon-common-extensions "setuptools<80"
   hydra-core iopath tqdm pillow
 )
 SAM2_SPEC="sam2==1.1.0"

@@ -291,9 +291,10 @@ def add_run(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--segmenter",
-        choices=["sam2", "detection-masks"],
-        default="sam2",
-        help="sam2, or the detector's own masks (no model)",
+        metavar="NAME",
+        help="sam2, detection-masks (the detector's own masks, no model) or another"
+        " installed one (entry-point group seg2track_ros.segmenters); default: the"
+        " parameter 'segmenter' from --params / --set, else sam2",
     )
     parser.add_argument("--frames", type=int, help="track only the first N frames")
     _add_params_options(parser)
@@ -308,13 +309,16 @@ def run_run(args: argparse.Namespace) -> int:
     from seg2track_ros.pipeline import list_images, run_sequence
     from seg2track_ros.results import parse_states
 
-    config, _settings = config_from_params_files(args.params, _overrides(args))
+    overrides = _overrides(args)
+    if args.segmenter is not None:
+        overrides["segmenter"] = args.segmenter
+    config, settings = config_from_params_files(args.params, overrides)
     summary = run_sequence(
         config,
         read_detections(args.detections, DET_FORMATS[args.det_format]),
         args.results,
         images=list_images(args.images) if args.images else None,
-        segmenter=args.segmenter,
+        segmenter=settings.segmenter,
         fmt=args.format,
         states=parse_states(args.states),
         frames=args.frames,
@@ -468,6 +472,13 @@ def run_demo(args: argparse.Namespace) -> int:
 @subcommand
 def add_bench(subparsers: argparse._SubParsersAction) -> None:
     from seg2track_ros.bench import command
+
+    command.add_parser(subparsers)
+
+
+@subcommand
+def add_stress(subparsers: argparse._SubParsersAction) -> None:
+    from seg2track_ros.stress import command
 
     command.add_parser(subparsers)
 

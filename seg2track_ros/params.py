@@ -48,6 +48,9 @@ class NodeSettings:
     diagnostics_period: float = 1.0
     autostart: bool = True
     inject_fault_every: int = 0
+    # Which segmenter the engine uses, by its name in the entry-point group
+    # seg2track_ros.segmenters (engine/registry.py): sam2, detection-masks, or a plugin's.
+    segmenter: str = "sam2"
 
 
 CHOICES = {
@@ -113,6 +116,12 @@ def config_from_values(value: Callable[[str], Any]) -> tuple[EngineConfig, NodeS
         raise ParameterError(f"parameter tracker.{error}") from error
     if settings.sync_timeout <= 0:
         raise ParameterError("parameter 'sync_timeout' must be > 0")
+    from seg2track_ros.engine.registry import check_segmenter_name
+
+    try:
+        check_segmenter_name(settings.segmenter)
+    except ConfigError as error:
+        raise ParameterError(f"parameter 'segmenter': {error}") from error
     return EngineConfig(tracker=tracker, segmenter=segmenter), settings
 
 

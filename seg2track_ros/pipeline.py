@@ -14,12 +14,12 @@ import numpy as np
 
 from seg2track_ros.datasets import DetectionSequence, WriteSummary
 from seg2track_ros.engine.config import EngineConfig
+from seg2track_ros.engine.registry import DEFAULT_SEGMENTER
 from seg2track_ros.engine.types import TrackState
 from seg2track_ros.errors import UserFacingError
 from seg2track_ros.results import DEFAULT_STATES, ResultsRecorder
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-SEGMENTERS = ("sam2", "detection-masks")
 
 
 class PipelineError(UserFacingError):
@@ -53,15 +53,11 @@ def load_rgb(path: Path) -> np.ndarray:
 
 
 def build_segmenter(config: EngineConfig, kind: str):
-    if kind == "sam2":
-        from seg2track_ros.engine.sam2_model import build_segmenter as build_sam2
+    """The segmenter registered as `kind` (engine/registry.py: sam2, detection-masks or
+    a plugin's), exactly as tracker_node builds it."""
+    from seg2track_ros.engine.registry import load_segmenter
 
-        return build_sam2(config.segmenter)
-    if kind == "detection-masks":
-        from seg2track_ros.engine.detection_masks import DetectionMaskSegmenter
-
-        return DetectionMaskSegmenter()
-    raise PipelineError(f"segmenter must be one of {', '.join(SEGMENTERS)}, got {kind!r}")
+    return load_segmenter(kind, config.segmenter)
 
 
 def run_sequence(
@@ -70,7 +66,7 @@ def run_sequence(
     results: Path,
     *,
     images: Sequence[Path] | None = None,
-    segmenter: str = "sam2",
+    segmenter: str = DEFAULT_SEGMENTER,
     fmt: str = "kitti_mots",
     states: Sequence[TrackState] = DEFAULT_STATES,
     frames: int | None = None,
@@ -88,7 +84,10 @@ def run_sequence(
 
     if images is None:
         if segmenter != "detection-masks":
-            raise PipelineError("--images is needed with the sam2 segmenter")
+            raise PipelineError(
+                f"--images is needed with the {segmenter} segmenter (only detection-masks"
+                " can track without images)"
+            )
         if detections.image_size is None:
             raise PipelineError("these detections do not state the image size; pass --images")
         count = frames if frames is not None else (max(detections.frames, default=-1) + 1)

@@ -86,7 +86,14 @@ def scene_boxes(frame: int) -> list[tuple[float, float, float, float]]:
 class NodeUnderTest:
     """tracker_node in a subprocess plus a client node with every input and output."""
 
-    def __init__(self, context, params: dict, name: str = "tracker_node", params_file=None) -> None:
+    def __init__(
+        self,
+        context,
+        params: dict,
+        name: str = "tracker_node",
+        params_file=None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         executable = shutil.which("tracker_node")
         assert executable, "tracker_node is not on PATH: source env.sh (or install the package)"
         # Each node in its own namespace, so several under test never hear each other.
@@ -99,7 +106,11 @@ class NodeUnderTest:
         # A file, not a pipe: a pipe nobody reads fills up and blocks the node.
         self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in close())
         self.process = subprocess.Popen(
-            args, env=dict(os.environ), stdout=self._log, stderr=subprocess.STDOUT, text=True
+            args,
+            env={**os.environ, **(extra_env or {})},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self.client = Node(f"{name}_test_client", context=context)
         self.executor = rclpy.executors.SingleThreadedExecutor(context=context)

@@ -70,6 +70,7 @@ def test_launch_file_declares_the_arguments():
                 }
     expected = {
         "params_file",
+        "segmenter",
         "model",
         "checkpoint",
         "device",

@@ -113,3 +113,21 @@ def test_detections_that_never_pair_are_counted_once():
     sync.reset()  # a detection still waiting at a reset never pairs either
     assert sync.take_dropped_detections() == 2
     assert sync.dropped_detections == 5
+
+
+def test_images_waiting_at_a_reset_are_counted_once():
+    """A rewind (stamps going backwards) or a stop resets the pairing: images still
+    waiting for their detections are never released; they must not vanish uncounted."""
+    sync = StampSynchronizer(timeout_ns=50 * MS)
+    sync.add_image(10, "img10", now_ns=0)
+    sync.add_detections(10, "det10", now_ns=0)  # released
+    sync.add_image(20, "img20", now_ns=1)
+    sync.add_image(30, "img30", now_ns=1)
+    assert sync.pending_images == 2
+    assert sync.rewind_if_before(5)
+    assert sync.pending_images == 0
+    assert sync.take_dropped_images() == 2
+    assert sync.take_dropped_images() == 0  # reported once
+    sync.add_image(6, "img6", now_ns=2)
+    sync.reset()
+    assert sync.take_dropped_images() == 1 and sync.dropped_images == 3

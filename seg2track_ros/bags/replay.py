@@ -140,8 +140,11 @@ def _publish(images, detections, pair: BagMessagePair) -> None:
         detections.publish(pair.detections_cdr)
 
 
-def start_tracker_node(namespace: str, options: ReplayOptions) -> tuple[subprocess.Popen, Path]:
-    """tracker_node as a subprocess in `namespace`, its output in a log file."""
+def start_tracker_node(
+    namespace: str, options: ReplayOptions, node_name: str | None = None
+) -> tuple[subprocess.Popen, Path]:
+    """tracker_node as a subprocess in `namespace` (renamed to `node_name` when given),
+    its output in a log file."""
     executable = shutil.which("tracker_node")
     if executable is None:
         raise ReplayError(
@@ -149,6 +152,8 @@ def start_tracker_node(namespace: str, options: ReplayOptions) -> tuple[subproce
             " install/setup.bash"
         )
     args = [executable, "--ros-args", "-r", f"__ns:=/{namespace}"]
+    if node_name is not None:
+        args += ["-r", f"__node:={node_name}"]
     for path in options.params_files:
         if not Path(path).is_file():
             raise ReplayError(f"parameters file {path} not found")

@@ -2,7 +2,8 @@
 
 For instance-segmentation detectors (Mask R-CNN, TrackR-CNN, YOLO-seg, ...), and for
 evaluating the track manager alone: no model, no GPU. A prompted object's mask is the
-detection's mask (or its filled box when the detector gives none). Between detections
+detection's mask (or its filled box when the detector gives none: always so in
+tracker_node, since vision_msgs/Detection2D carries no mask). Between detections
 an object keeps its last mask ("coasting") while its visibility logit falls by
 `logit_decay` per frame from `prompt_logit`, so the track manager marks it weak and
 removes it when the detector stops finding it. Because it cannot propagate, the
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from seg2track_ros.engine.config import SegmenterConfig
 from seg2track_ros.engine.segmenter import Segmenter, SegmentOutput
 from seg2track_ros.engine.types import InvalidInputError
 
@@ -122,3 +124,10 @@ def _filled_box(box: np.ndarray, height: int, width: int, device: torch.device) 
     mask = torch.zeros((height, width), dtype=torch.bool, device=device)
     mask[max(y0, 0) : max(min(y1, height), 0), max(x0, 0) : max(min(x1, width), 0)] = True
     return mask
+
+
+def build_segmenter(config: SegmenterConfig | None = None) -> DetectionMaskSegmenter:
+    """The factory registered as ``detection-masks`` (entry-point group
+    ``seg2track_ros.segmenters``). It has no model: the SAM 2 settings in `config` do
+    not apply, and masks stay on the CPU (there is nothing for a GPU to do)."""
+    return DetectionMaskSegmenter()

@@ -47,6 +47,10 @@ NODE_DESCRIPTIONS = {
     "publish_overlay": "publish a bgr8 image with coloured masks and ids on 'overlay'",
     "diagnostics_period": "seconds between /diagnostics messages",
     "autostart": "configure and activate at start (no lifecycle manager needed)",
+    "segmenter": "the engine's segmenter, by name: sam2 (SAM 2: model, checkpoint, image_size,"
+    " ...), detection-masks (no model: each detection's filled box is its mask, coasting"
+    " between detections), or one another package registers in the entry-point group"
+    " seg2track_ros.segmenters",
     "inject_fault_every": "test hook, 0 (default) = off: every N-th frame the engine fails"
     " inside Tracker.step with an injected exception, to check that a fault costs only its"
     " frame",

@@ -12,7 +12,9 @@ slop instead. Rules:
 - buffers are bounded: beyond ``max_pending`` waiting images the oldest is released
   without detections; beyond ``max_pending`` unmatched detections the oldest are
   dropped (counted in ``dropped_detections``), as are detections older than the last
-  released image and those still waiting at a reset.
+  released image and those still waiting at a reset;
+- images still waiting at a reset (stamps went backwards, processing stopped) are
+  dropped, never released, and counted in ``dropped_images``.
 
 Every image released without detections says why (``SyncedPair.unpaired``):
 ``timeout``, ``overtaken`` (detections of a later image arrived first) or
@@ -47,6 +49,8 @@ class StampSynchronizer:
         self._last_released: int | None = None
         self.dropped_detections = 0  # detection messages that never paired, in total
         self._dropped_reported = 0
+        self.dropped_images = 0  # images dropped at a reset, never released, in total
+        self._dropped_images_reported = 0
 
     def take_dropped_detections(self) -> int:
         """Detection messages dropped unpaired since the last call."""
@@ -54,8 +58,15 @@ class StampSynchronizer:
         self._dropped_reported = self.dropped_detections
         return new
 
+    def take_dropped_images(self) -> int:
+        """Images dropped at a reset since the last call."""
+        new = self.dropped_images - self._dropped_images_reported
+        self._dropped_images_reported = self.dropped_images
+        return new
+
     def reset(self) -> None:
         self.dropped_detections += len(self._detections)  # they will never pair now
+        self.dropped_images += len(self._images)  # nor will these be released
         self._images.clear()
         self._detections.clear()
         self._last_released = None

@@ -191,9 +191,14 @@ class TrackerNode(LifecycleNode):
             max_pending=settings.sync_queue,
         )
         self._create_inputs()
+        segmenter = f"segmenter {settings.segmenter}"
+        if settings.segmenter == "sam2":
+            segmenter += (
+                f" (model {self._config.segmenter.model},"
+                f" image_size {self._config.segmenter.image_size})"
+            )
         self.get_logger().info(
-            f"configured: model {self._config.segmenter.model} on {self._segmenter.device},"
-            f" image_size {self._config.segmenter.image_size}, mode {settings.mode},"
+            f"configured: {segmenter} on {self._segmenter.device}, mode {settings.mode},"
             f" images via {self._converter.backend}"
         )
         return TransitionCallbackReturn.SUCCESS
@@ -280,14 +285,18 @@ class TrackerNode(LifecycleNode):
     # ------------------------------------------------------------------ engine
     def _load_engine(self) -> bool:
         from seg2track_ros.engine.faults import FaultInjectingSegmenter
-        from seg2track_ros.engine.sam2_model import build_segmenter
+        from seg2track_ros.engine.registry import load_segmenter
         from seg2track_ros.engine.tracker import Tracker
 
         started = time.monotonic()
+        name = self._settings.segmenter
         try:
-            segmenter = build_segmenter(self._config.segmenter)
+            segmenter = load_segmenter(name, self._config.segmenter)
         except (CheckpointError, ConfigError) as error:
             self.get_logger().error(f"configure failed: {error}")
+            return False
+        except Exception as error:  # a plugin's factory: the node stays up to retry
+            self.get_logger().error(f"configure failed: segmenter {name!r} raised {error!r}")
             return False
         if self._settings.inject_fault_every > 0:
             segmenter = FaultInjectingSegmenter(segmenter, self._settings.inject_fault_every)
@@ -401,7 +410,8 @@ class TrackerNode(LifecycleNode):
 
     def _count_sync_losses(self, pairs: list[SyncedPair]) -> None:
         """Diagnostics for what pairing lost: detection messages that never met their
-        image, and images tracked without detections (by reason)."""
+        image, images dropped while they waited for detections, and images tracked
+        without detections (by reason)."""
         unpaired = self._sync.take_dropped_detections() if self._sync is not None else 0
         if unpaired:
             self._reject(
@@ -409,6 +419,16 @@ class TrackerNode(LifecycleNode):
                 f"{unpaired} detection message(s) never paired with an image (no image"
                 " with that stamp, or it was already tracked without them)",
                 unpaired,
+            )
+        dropped = self._sync.take_dropped_images() if self._sync is not None else 0
+        if dropped:
+            with self._stats_lock:
+                self._stats.frames_dropped += dropped
+            self._reject(
+                "unpaired_images",
+                f"{dropped} image(s) dropped while waiting for their detections (stamps"
+                " went backwards, or processing stopped)",
+                dropped,
             )
         for pair in pairs:
             if pair.unpaired is None:
