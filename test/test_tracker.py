@@ -239,6 +239,48 @@ def test_a_lost_track_is_output_without_pixels():
     np.testing.assert_array_equal(by_id[2].mask, mask(b))
 
 
+def test_a_lost_tracks_mask_is_no_evidence_of_where_the_object_is():
+    # Issue 11 (identity switches): track 1 is lost (logit -5) but its segmenter still
+    # holds its last mask at LEFT, as the detection-masks segmenter does. Another car is
+    # detected right there: it must start its own track, not take track 1's identity by
+    # matching the stale mask (which re-prompted track 1 onto it, an identity switch).
+    script = {f: {1: (mask(LEFT), 0.95, -5.0)} for f in range(1, 6)}
+    tracker, seg = make(script)
+    tracker.step(IMAGE, dets([LEFT, RIGHT], [0.9, 0.9]))  # tracks 1 (LEFT), 2 (RIGHT)
+    tracker.step(IMAGE, dets([RIGHT], [0.9]))
+    result = tracker.step(IMAGE, dets([LEFT, RIGHT], [0.9, 0.9]))
+    by_id = {t.track_id: t for t in result.tracks}
+    assert sorted(by_id) == [1, 2, 3]
+    assert by_id[1].state is TrackState.LOST and by_id[1].frames_since_detection == 2
+    np.testing.assert_array_equal(by_id[3].mask, mask(LEFT))
+    # one prompt since birth: track 3's, never a re-prompt of track 1
+    assert [ids for ids, _, _ in seg.named("prompt")] == [[1, 2], [3]]
+
+
+def test_a_lost_track_takes_no_part_in_occlusion():
+    # Track 1 is lost with a stale mask on top of track 2's: it does not make track 2
+    # OCCLUDED, is not OCCLUDED itself (that state is drawn) and stays without pixels.
+    script = {f: {1: (mask(RIGHT), 0.95, -5.0), 2: (mask(RIGHT), 0.9, 9.0)} for f in (1, 2)}
+    tracker, seg = make(script)
+    tracker.step(IMAGE, dets([LEFT, RIGHT], [0.9, 0.9]))
+    result = tracker.step(IMAGE, dets([RIGHT], [0.9]))
+    states = {t.track_id: t.state for t in result.tracks}
+    assert states == {1: TrackState.LOST, 2: TrackState.CONFIRMED}
+    assert seg.named("finish_frame")[-1] == []
+    assert not result.tracks[0].mask.any()
+
+
+def test_a_lost_track_found_again_by_the_segmenter_is_matched_again():
+    # The segmenter finds the object again (logit back to 10): its mask is evidence
+    # again, the detection matches it and the track keeps its id.
+    script = {1: {1: (mask(LEFT), 0.95, -5.0)}, 2: {1: (mask(LEFT), 0.95, 10.0)}}
+    tracker, seg = make(script)
+    tracker.step(IMAGE, dets([LEFT], [0.9]))
+    assert tracker.step(IMAGE, Detections.empty()).tracks[0].state is TrackState.LOST
+    result = tracker.step(IMAGE, dets([LEFT], [0.9]))
+    assert [(t.track_id, t.frames_since_detection) for t in result.tracks] == [(1, 0)]
+
+
 def test_ids_are_never_reused():
     script = {f: {1: (mask(LEFT), WEAK, 10.0)} for f in (1, 2)}
     tracker, seg = make(script, max_weak_frames=2)

@@ -215,14 +215,21 @@ def association_geometry(
     logits: torch.Tensor,
     boxes: np.ndarray,
     pixel_boxes: np.ndarray,
+    lost_logit: float | None = None,
 ) -> FrameGeometry:
     """Geometry of masks (K, H, W) against detections, copied to the host in one transfer.
 
     ``boxes`` (N, 4) float are the clipped detection boxes (their centre and diagonal give
     the centroid distance); ``pixel_boxes`` (N, 4) int are the same boxes rounded to pixel
-    edges with positive area (their pixels are the "filled box").
+    edges with positive area (their pixels are the "filled box"). With ``lost_logit``, the
+    mask of an object whose logit is at most that (or not finite) counts as empty in
+    every quantity: the segmenter does not find it on this frame (decided on the device,
+    no sync).
     """
     device = masks.device
+    if lost_logit is not None and len(masks):
+        visible = logits.to(device=device, dtype=torch.float32) > lost_logit  # NaN: False
+        masks = masks & visible[:, None, None]
     num, height, width = masks.shape
     count = len(pixel_boxes)
     grid_xs = np.unique(pixel_boxes[:, [0, 2]].reshape(-1)).astype(np.int64)

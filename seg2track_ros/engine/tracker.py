@@ -20,6 +20,15 @@ Per frame (the segmenter's call order is in segmenter.py):
    boxes, copied to the host together; tracks' masks are views of it.
 
 Decisions the method leaves open, made here:
+- A track lost on a frame (object-score logit at most lost_logit, or not finite) has no
+  mask on it for the manager: it matches no detection, covers no part of a detection's
+  box in the new-track test, takes no part in occlusion and is output without pixels.
+  The segmenter itself says the object is not visible, so whatever mask it still holds
+  is no evidence of where the object is now. SAM 2 empties such masks itself (no mask
+  below logit 0); a segmenter that keeps its last mask (detection-masks) would otherwise
+  let a stale mask take another object's detection, or block a new track where the
+  object once was. A lost track keeps its identity for max_lost_frames frames, during
+  which the segmenter can find it again (SAM 2's memory) and it is a normal track again.
 - Tracks removed on a frame are not output on it.
 - A frame with no tracks and no kept detections still calls start_frame, propagate and
   finish_frame (the segmenter sees every frame, so its frame count and memory spacing stay
@@ -91,6 +100,7 @@ class _TrackRecord:
     logit: float = 0.0
     age: int = 0
     frames_since_detection: int = 0
+    detected_frames: int = 0  # frames with an associated detection (birth included)
     weak_frames: int = 0  # consecutive weak (low predicted IoU) frames
     lost_frames: int = 0  # consecutive lost (low object-score logit) frames
     confirmed: bool = False
@@ -257,12 +267,16 @@ class Tracker:
             labels = np.zeros((height, width), dtype=np.uint16)
             return StepResult(frame_index, [], timer.result(), labels)
 
+        # A track lost on this frame (logit <= lost_logit: the segmenter does not find
+        # it) has no mask for the manager: it matches no detection, covers nothing in
+        # the new-track test and takes no part in occlusion (see the module docstring).
         geometry = mask_ops.association_geometry(
             propagated.masks,
             propagated.mask_scores,
             propagated.object_score_logits,
             dets.boxes,
             dets.pixel_boxes,
+            lost_logit=config.lost_logit,
         )
         timer.lap("geometry")
         matched = self._associate(records, dets, geometry)
@@ -615,11 +629,10 @@ class Tracker:
         )
         priority = np.empty(len(order), dtype=np.float32)
         priority[ranked] = np.arange(len(order), 0, -1, dtype=np.float32)
-        # A LOST track is one the segmenter does not find on this frame: it is kept (and
-        # its propagated mask still matches detections) so that it can get its identity
-        # back, but it is output without pixels, as trackers keep lost tracks unreported.
-        # Drawing its mask would report a stale or failed mask for up to max_lost_frames
-        # (SAM2MOT's 25) frames.
+        # A LOST track is kept so that the segmenter can find it again and give it its
+        # identity back, but it is output without pixels, as trackers keep lost tracks
+        # unreported. Drawing its mask would report a stale or failed mask for up to
+        # max_lost_frames (SAM2MOT's 25) frames.
         drawn = np.array([states[i] is not TrackState.LOST for i in order])
         index = torch.as_tensor(source, dtype=torch.long, device=masks.device)
         shown = masks[index] * torch.from_numpy(drawn).to(masks.device)[:, None, None]
@@ -685,7 +698,11 @@ def _advance(
     - removed after max_weak_frames consecutive weak frames (Seg2Track-SAM2), after
       max_lost_frames consecutive lost frames (SAM2MOT), or with existence below
       min_existence;
-    - existence reaching confirm_existence confirms the track for good;
+    - existence at least confirm_existence after at least min_confirm_frames frames with
+      an associated detection confirms the track for good;
+    - existence: a miss of a confirmed track that the segmenter segments reliably
+      (logit > reliable_logit, predicted IoU >= reinforcement_quality) leaves it as it
+      is; every other frame is a predict + update (existence.py);
     - shown state: OCCLUDED > LOST > CONFIRMED / TENTATIVE.
     """
     if not newborn:
@@ -696,13 +713,26 @@ def _advance(
     else:
         record.detection_score = ev.detection_score
         record.frames_since_detection = 0
+        record.detected_frames += 1
 
     weak = ev.corrupt or _low_quality(ev.mask_score, ev.logit, config)
     lost = ev.corrupt or _lost(ev.logit, config)
     record.weak_frames = record.weak_frames + 1 if weak else 0
     record.lost_frames = record.lost_frames + 1 if lost else 0
-    record.existence = existence.step(record.existence, ev.logit, ev.detection_score)
-    record.confirmed = record.confirmed or record.existence >= config.confirm_existence
+    # SAM 2's own evidence: a confirmed track it segments reliably is not doubted
+    # because the detector missed it (existence.py).
+    reliable = (
+        not ev.corrupt
+        and ev.logit > config.reliable_logit
+        and ev.mask_score >= config.reinforcement_quality
+    )
+    record.existence = existence.step(
+        record.existence, ev.logit, ev.detection_score, vouched=record.confirmed and reliable
+    )
+    record.confirmed = record.confirmed or (
+        record.existence >= config.confirm_existence
+        and record.detected_frames >= config.min_confirm_frames
+    )
 
     if (
         record.weak_frames >= config.max_weak_frames

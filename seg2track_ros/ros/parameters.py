@@ -92,7 +92,10 @@ TRACKER_DESCRIPTIONS = {
     "birth_existence": "existence probability of a new track before its first update",
     "survival_probability": "per-frame survival probability of the existence filter",
     "detection_probability": "detection probability of a fully visible object",
-    "confirm_existence": "a track is CONFIRMED once its existence reaches this",
+    "confirm_existence": "a track is CONFIRMED once its existence reaches this (and"
+    " min_confirm_frames)",
+    "min_confirm_frames": "a track is CONFIRMED only after this many frames with an associated"
+    " detection (its birth frame counts); 1 confirms on one confident detection",
     "min_existence": "a track whose existence falls below this is removed as a ghost",
     "max_tracks": "at most this many tracks at once",
 }
@@ -125,6 +128,7 @@ INT_RANGES = {
     "objects_per_call": (0, 1024, 1),
     "max_weak_frames": (1, 10_000, 1),
     "max_lost_frames": (1, 10_000, 1),
+    "min_confirm_frames": (1, 10_000, 1),
     "occlusion_history": (1, 1000, 1),
     "max_tracks": (1, 10_000, 1),
     "input_depth": (1, 1000, 1),
