@@ -375,6 +375,19 @@ def test_no_reprompt_for_a_reliable_track():
     assert not any(name == "prompt" for name, _ in seg.frame_calls(1))
 
 
+def test_one_reprompt_rule_seg2track_sam2s_quality():
+    # Issue 11, defect 5: one re-prompt rule. SAM2MOT's "pending" logit (6 <= 8) with a
+    # good predicted IoU (0.95) is not re-prompted (the union of both papers' rules
+    # re-prompted it); a poor predicted IoU (0.5) with a reliable logit (12) is.
+    for (score, logit), reprompted in (((0.95, 6.0), False), ((0.5, 12.0), True)):
+        script = {1: {1: (mask([4, 8, 14, 30]), score, logit)}}
+        tracker, seg = make(script)
+        tracker.step(IMAGE, dets([LEFT], [0.9]))
+        result = tracker.step(IMAGE, dets([LEFT], [0.9]))
+        assert any(name == "prompt" for name, _ in seg.frame_calls(1)) is reprompted
+        assert result.tracks[0].frames_since_detection == 0  # matched either way
+
+
 def test_reprompt_and_new_tracks_share_one_prompt_call():
     script = {1: {1: (mask([4, 8, 14, 30]), 0.5, 10.0)}}
     tracker, seg = make(script)

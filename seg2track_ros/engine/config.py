@@ -94,9 +94,20 @@ class TrackerConfig:
     lost_logit: float = 2.0
     max_weak_frames: int = 5
     max_lost_frames: int = 25
-    # A track whose predicted IoU is below reinforcement_quality or whose logit is at most
-    # reliable_logit is "pending"; matched to a confident detection it is re-prompted.
+    # Re-prompting (one rule: Seg2Track-SAM2's reinforcement). A matched track whose
+    # predicted IoU is below reinforcement_quality, matched to a detection scoring at
+    # least its class's reinforcement_detection_score, is re-prompted with the box.
+    # SAM2MOT's quality reconstruction (re-prompt a "pending" track, logit <= 8) is not
+    # added to it: the union of both re-prompted more than either paper does, and every
+    # re-prompt becomes a conditioning frame (max_conditioning_frames; the first prompt
+    # stays, the oldest re-prompt goes), so extra re-prompts push earlier anchors out of
+    # memory. Seg2Track-SAM2's rule is the one this manager implements (its AssA is the
+    # target), it reads the quantity a box prompt repairs (the mask's quality, not its
+    # visibility), and SAM2MOT's logit levels come from an unofficial reimplementation.
     reinforcement_quality: float = 0.7
+    # SAM2MOT's "reliable" level: a frame whose logit is above reliable_logit and whose
+    # predicted IoU is at least reinforcement_quality is reliably segmented; a CONFIRMED
+    # track missed by the detector on such a frame keeps its existence (below).
     reliable_logit: float = 8.0
 
     # --- occlusion between objects (SAM2MOT cross-object interaction) ----------------

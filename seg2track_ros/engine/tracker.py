@@ -434,18 +434,23 @@ class Tracker:
         geometry: mask_ops.FrameGeometry,
         matched: dict[int, int],
     ) -> list[int]:
-        """Rows of pending (or weak) tracks matched to a confident detection; every
-        matched row for segmenters that only know what they are prompted with."""
+        """Rows to re-prompt: Seg2Track-SAM2's reinforcement rule, one rule only.
+
+        A matched track whose predicted IoU is below reinforcement_quality (or not
+        finite), matched to a detection scoring at least its class's
+        reinforcement_detection_score; every matched row for segmenters that only know
+        what they are prompted with. The object-score logit plays no part (config.py
+        says why SAM2MOT's logit rule is not added to it).
+        """
         if self._segmenter.prompts_every_match:
             return sorted(matched)
         config = self._config
         rows = []
         for row, col in sorted(matched.items()):
-            score, logit = float(geometry.mask_scores[row]), float(geometry.logits[row])
-            pending = score < config.reinforcement_quality or logit <= config.reliable_logit
-            weak = _is_weak(score, logit, config)
+            score = float(geometry.mask_scores[row])
+            poor = not math.isfinite(score) or score < config.reinforcement_quality
             needed = config.thresholds(records[row].class_id).reinforcement_detection_score
-            if (pending or weak) and dets.scores[col] >= needed:
+            if poor and dets.scores[col] >= needed:
                 rows.append(row)
         return rows
 
@@ -666,13 +671,6 @@ class Tracker:
 
 
 # --- the state machine: the one place where track states change -----------------------
-def _is_weak(mask_score: float, logit: float, config: TrackerConfig) -> bool:
-    """Seg2Track-SAM2's failing mask (predicted IoU below removal_quality), or SAM2MOT's
-    lost object (logit at most lost_logit); non-finite scores (every comparison with
-    NaN is false) count as both."""
-    return _low_quality(mask_score, logit, config) or _lost(logit, config)
-
-
 def _low_quality(mask_score: float, logit: float, config: TrackerConfig) -> bool:
     if not (math.isfinite(mask_score) and math.isfinite(logit)):
         return True

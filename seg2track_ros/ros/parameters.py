@@ -84,8 +84,10 @@ TRACKER_DESCRIPTIONS = {
     "max_weak_frames": "a track is removed after this many consecutive weak frames"
     " (Seg2Track-SAM2)",
     "max_lost_frames": "a track is removed after this many consecutive lost frames (SAM2MOT)",
-    "reinforcement_quality": "a track with predicted IoU below this is pending (re-promptable)",
-    "reliable_logit": "a track with logit at or below this is pending (re-promptable)",
+    "reinforcement_quality": "a matched track with predicted IoU below this is re-prompted"
+    " (Seg2Track-SAM2's rule, the only re-prompt rule)",
+    "reliable_logit": "logit above this (and predicted IoU >= reinforcement_quality) is"
+    " reliable: a missed detection does not lower a confirmed track's existence",
     "occlusion_iou": "two tracks' masks overlapping with IoU above this: one is occluded",
     "occlusion_logit_margin": "logits closer than this: the one that varied more is occluded",
     "occlusion_history": "frames of logit history used for that variance",
