@@ -274,7 +274,7 @@ def test_a_lost_track_found_again_by_the_segmenter_is_matched_again():
     # The segmenter finds the object again (logit back to 10): its mask is evidence
     # again, the detection matches it and the track keeps its id.
     script = {1: {1: (mask(LEFT), 0.95, -5.0)}, 2: {1: (mask(LEFT), 0.95, 10.0)}}
-    tracker, seg = make(script)
+    tracker, _ = make(script)
     tracker.step(IMAGE, dets([LEFT], [0.9]))
     assert tracker.step(IMAGE, Detections.empty()).tracks[0].state is TrackState.LOST
     result = tracker.step(IMAGE, dets([LEFT], [0.9]))
