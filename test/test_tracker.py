@@ -239,22 +239,42 @@ def test_a_lost_track_is_output_without_pixels():
     np.testing.assert_array_equal(by_id[2].mask, mask(b))
 
 
-def test_a_lost_tracks_mask_is_no_evidence_of_where_the_object_is():
-    # Issue 11 (identity switches): track 1 is lost (logit -5) but its segmenter still
-    # holds its last mask at LEFT, as the detection-masks segmenter does. Another car is
-    # detected right there: it must start its own track, not take track 1's identity by
-    # matching the stale mask (which re-prompted track 1 onto it, an identity switch).
-    script = {f: {1: (mask(LEFT), 0.95, -5.0)} for f in range(1, 6)}
-    tracker, seg = make(script)
+def test_visible_tracks_are_matched_before_lost_ones():
+    # Issue 11 (identity switches). Track 2 is lost (logit -5) but its segmenter still
+    # holds a stale mask, as the detection-masks segmenter does, right where track 1's
+    # object now is. The detection fits the stale mask better (IoU 1.0 against 0.78),
+    # yet it is track 1's: a visible track gets first pick, a lost one only what is left.
+    moved = [12, 4, 28, 40]
+    script = {1: {1: (mask([10, 4, 26, 40]), 0.95, 10.0), 2: (mask(moved), 0.95, -5.0)}}
+    tracker, _ = make(script)
     tracker.step(IMAGE, dets([LEFT, RIGHT], [0.9, 0.9]))  # tracks 1 (LEFT), 2 (RIGHT)
-    tracker.step(IMAGE, dets([RIGHT], [0.9]))
-    result = tracker.step(IMAGE, dets([LEFT, RIGHT], [0.9, 0.9]))
+    result = tracker.step(IMAGE, dets([moved], [0.9]))
     by_id = {t.track_id: t for t in result.tracks}
-    assert sorted(by_id) == [1, 2, 3]
-    assert by_id[1].state is TrackState.LOST and by_id[1].frames_since_detection == 2
-    np.testing.assert_array_equal(by_id[3].mask, mask(LEFT))
-    # one prompt since birth: track 3's, never a re-prompt of track 1
-    assert [ids for ids, _, _ in seg.named("prompt")] == [[1, 2], [3]]
+    assert sorted(by_id) == [1, 2]
+    assert by_id[1].frames_since_detection == 0
+    assert by_id[2].frames_since_detection == 1 and by_id[2].state is TrackState.LOST
+
+
+def test_a_lost_track_takes_a_detection_no_visible_track_takes():
+    # A segmenter that cannot re-find a lost object (detection-masks) gets it back only
+    # through a detection: one that no visible track takes may match the lost track.
+    script = {f: {1: (mask(LEFT), 0.95, -5.0)} for f in (1, 2)}
+    tracker, _ = make(script)
+    tracker.step(IMAGE, dets([LEFT], [0.9]))
+    assert tracker.step(IMAGE, Detections.empty()).tracks[0].state is TrackState.LOST
+    result = tracker.step(IMAGE, dets([LEFT], [0.9]))
+    assert [(t.track_id, t.frames_since_detection) for t in result.tracks] == [(1, 0)]
+
+
+def test_a_lost_mask_does_not_block_a_new_track():
+    # A pedestrian detected inside a lost car track's stale mask (no match across
+    # classes) starts a track: the lost mask is no evidence that the region is tracked.
+    # (It used to cover the box, so the pedestrian went untracked.)
+    script = {1: {1: (mask([2, 4, 30, 40]), 0.95, -5.0)}}
+    tracker, _ = make(script)
+    tracker.step(IMAGE, dets([[2, 4, 30, 40]], [0.9]))
+    result = tracker.step(IMAGE, dets([[8, 6, 16, 38]], [0.9], ["pedestrian"]))
+    assert [(t.track_id, t.class_id) for t in result.tracks] == [(1, "car"), (2, "pedestrian")]
 
 
 def test_a_lost_track_takes_no_part_in_occlusion():
