@@ -35,6 +35,7 @@ def test_tracks_follow_the_detector_masks_with_one_id():
 def test_coasting_then_removal_when_the_detector_stops():
     tracker = Tracker(TrackerConfig(max_lost_frames=2), DetectionMaskSegmenter(logit_decay=4.0))
     tracker.step(IMAGE, _detection(5, score=0.95))
+    tracker.step(IMAGE, _detection(5, score=0.95))  # confirmed on its second detection
     states = []
     for _ in range(6):
         result = tracker.step(IMAGE, Detections.empty())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seg2track_ros.engine.config import TrackerConfig
+from seg2track_ros.engine.config import ConfigError, TrackerConfig
 from seg2track_ros.engine.existence import (
     ExistenceFilter,
     detection_probability,
@@ -75,8 +75,10 @@ def _tracker(segmenter, **changes) -> Tracker:
 
 def test_confirmation_latches():
     # A weak first detection leaves the track tentative; two more confirm it; misses
-    # later bring r below confirm_existence, but the track stays CONFIRMED.
-    seg = ScriptedSegmenter()
+    # later (SAM 2 unsure: pending logit 6) bring r below confirm_existence, but the track
+    # stays CONFIRMED.
+    pending = {f: {1: (box_mask(H, W, BOX), 0.9, 6.0)} for f in range(3, 20)}
+    seg = ScriptedSegmenter(pending)
     tracker = _tracker(seg, detection_probability=0.5, min_existence=0.01)
     first = tracker.step(IMAGE, one(score=0.62))
     assert first.tracks[0].state is TrackState.TENTATIVE
@@ -132,3 +134,83 @@ def test_hidden_track_survives_missing_detections():
     track = result.tracks[0]
     assert track.state is TrackState.LOST
     assert track.existence > 0.9 * born
+
+
+# --- issue 11, defect 1: SAM 2's own evidence, confirmation over more than one frame ----
+
+
+def _confident_track(frames_without_detection: int, **changes):
+    """A car detected on frames 0-2 (0.9), then never again while SAM 2 keeps segmenting
+    it confidently (logit 15, predicted IoU 0.95) for the given number of frames."""
+    mask = box_mask(H, W, BOX)
+    script = {f: {1: (mask, 0.95, 15.0)} for f in range(1, 3 + frames_without_detection)}
+    seg = ScriptedSegmenter(script)
+    tracker = _tracker(seg, **changes)
+    for _ in range(3):
+        result = tracker.step(IMAGE, one(score=0.9))
+    assert [t.state for t in result.tracks] == [TrackState.CONFIRMED]
+    results = [tracker.step(IMAGE, Detections.empty()) for _ in range(frames_without_detection)]
+    return results, seg
+
+
+def test_a_confirmed_confidently_segmented_track_survives_missed_detections():
+    results, seg = _confident_track(40)
+    # Kept, CONFIRMED and with its existence intact on every frame: a missed detection
+    # of an object SAM 2 segments confidently is no evidence of absence. (Before the
+    # fix the defaults removed it after 11 frames.)
+    assert all([t.track_id for t in r.tracks] == [1] for r in results)
+    assert all(r.tracks[0].state is TrackState.CONFIRMED for r in results)
+    assert results[-1].tracks[0].existence == pytest.approx(results[0].tracks[0].existence)
+    assert results[-1].tracks[0].existence >= 0.8
+    assert seg.named("remove") == []
+
+
+def test_a_miss_still_counts_when_sam2_is_unsure():
+    # The same track with a pending logit (6 <= reliable_logit) or a poor predicted IoU
+    # (0.5 < reinforcement_quality): SAM 2 does not vouch for it, so misses lower r.
+    for score, logit in ((0.95, 6.0), (0.5, 15.0)):
+        mask = box_mask(H, W, BOX)
+        script = {f: {1: (mask, score, logit)} for f in range(1, 40)}
+        script.update({f: {1: (mask, 0.95, 15.0)} for f in (1, 2)})
+        tracker = _tracker(ScriptedSegmenter(script))
+        for _ in range(3):
+            tracker.step(IMAGE, one(score=0.9))
+        before = tracker.step(IMAGE, Detections.empty()).tracks[0].existence
+        after = tracker.step(IMAGE, Detections.empty()).tracks[0].existence
+        assert after < before, (score, logit)
+
+
+def test_an_unconfirmed_confident_ghost_is_still_removed():
+    # Born from one detection, never detected again: SAM 2's confidence alone does not
+    # keep a TENTATIVE track (a false positive that SAM 2 happily segments).
+    mask = box_mask(H, W, BOX)
+    seg = ScriptedSegmenter({f: {1: (mask, 0.95, 15.0)} for f in range(1, 30)})
+    tracker = _tracker(seg)
+    states = [t.state for t in tracker.step(IMAGE, one(score=0.9)).tracks]
+    for _ in range(20):
+        result = tracker.step(IMAGE, Detections.empty())
+        states += [t.state for t in result.tracks]
+        if not result.tracks:
+            break
+    assert not result.tracks and seg.named("remove") == [[1]]
+    assert set(states) == {TrackState.TENTATIVE}
+
+
+def test_one_confident_detection_does_not_confirm_a_track_at_birth():
+    seg = ScriptedSegmenter()
+    tracker = _tracker(seg)
+    born = tracker.step(IMAGE, one(score=0.9)).tracks[0]
+    # Existence is already above confirm_existence, yet one frame is not enough.
+    assert born.existence >= 0.8
+    assert born.state is TrackState.TENTATIVE
+    assert tracker.step(IMAGE, one(score=0.9)).tracks[0].state is TrackState.CONFIRMED
+
+
+def test_min_confirm_frames_is_configurable():
+    tracker = _tracker(ScriptedSegmenter(), min_confirm_frames=1)
+    assert tracker.step(IMAGE, one(score=0.9)).tracks[0].state is TrackState.CONFIRMED
+    tracker = _tracker(ScriptedSegmenter(), min_confirm_frames=3)
+    states = [tracker.step(IMAGE, one(score=0.9)).tracks[0].state for _ in range(3)]
+    assert states == [TrackState.TENTATIVE, TrackState.TENTATIVE, TrackState.CONFIRMED]
+    with pytest.raises(ConfigError, match="min_confirm_frames"):
+        TrackerConfig(min_confirm_frames=0).validate()

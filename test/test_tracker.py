@@ -239,6 +239,68 @@ def test_a_lost_track_is_output_without_pixels():
     np.testing.assert_array_equal(by_id[2].mask, mask(b))
 
 
+def test_visible_tracks_are_matched_before_lost_ones():
+    # Issue 11 (identity switches). Track 2 is lost (logit -5) but its segmenter still
+    # holds a stale mask, as the detection-masks segmenter does, right where track 1's
+    # object now is. The detection fits the stale mask better (IoU 1.0 against 0.78),
+    # yet it is track 1's: a visible track gets first pick, a lost one only what is left.
+    moved = [12, 4, 28, 40]
+    script = {1: {1: (mask([10, 4, 26, 40]), 0.95, 10.0), 2: (mask(moved), 0.95, -5.0)}}
+    tracker, _ = make(script)
+    tracker.step(IMAGE, dets([LEFT, RIGHT], [0.9, 0.9]))  # tracks 1 (LEFT), 2 (RIGHT)
+    result = tracker.step(IMAGE, dets([moved], [0.9]))
+    by_id = {t.track_id: t for t in result.tracks}
+    assert sorted(by_id) == [1, 2]
+    assert by_id[1].frames_since_detection == 0
+    assert by_id[2].frames_since_detection == 1 and by_id[2].state is TrackState.LOST
+
+
+def test_a_lost_track_takes_a_detection_no_visible_track_takes():
+    # A segmenter that cannot re-find a lost object (detection-masks) gets it back only
+    # through a detection: one that no visible track takes may match the lost track.
+    script = {f: {1: (mask(LEFT), 0.95, -5.0)} for f in (1, 2)}
+    tracker, _ = make(script)
+    tracker.step(IMAGE, dets([LEFT], [0.9]))
+    assert tracker.step(IMAGE, Detections.empty()).tracks[0].state is TrackState.LOST
+    result = tracker.step(IMAGE, dets([LEFT], [0.9]))
+    assert [(t.track_id, t.frames_since_detection) for t in result.tracks] == [(1, 0)]
+
+
+def test_a_lost_mask_does_not_block_a_new_track():
+    # A pedestrian detected inside a lost car track's stale mask (no match across
+    # classes) starts a track: the lost mask is no evidence that the region is tracked.
+    # (It used to cover the box, so the pedestrian went untracked.)
+    script = {1: {1: (mask([2, 4, 30, 40]), 0.95, -5.0)}}
+    tracker, _ = make(script)
+    tracker.step(IMAGE, dets([[2, 4, 30, 40]], [0.9]))
+    result = tracker.step(IMAGE, dets([[8, 6, 16, 38]], [0.9], ["pedestrian"]))
+    assert [(t.track_id, t.class_id) for t in result.tracks] == [(1, "car"), (2, "pedestrian")]
+
+
+def test_a_lost_track_takes_no_part_in_occlusion():
+    # Track 1 is lost with a stale mask on top of track 2's: it does not make track 2
+    # OCCLUDED, is not OCCLUDED itself (that state is drawn) and stays without pixels.
+    script = {f: {1: (mask(RIGHT), 0.95, -5.0), 2: (mask(RIGHT), 0.9, 9.0)} for f in (1, 2)}
+    tracker, seg = make(script)
+    tracker.step(IMAGE, dets([LEFT, RIGHT], [0.9, 0.9]))
+    result = tracker.step(IMAGE, dets([RIGHT], [0.9]))
+    states = {t.track_id: t.state for t in result.tracks}
+    assert states == {1: TrackState.LOST, 2: TrackState.CONFIRMED}
+    assert seg.named("finish_frame")[-1] == []
+    assert not result.tracks[0].mask.any()
+
+
+def test_a_lost_track_found_again_by_the_segmenter_is_matched_again():
+    # The segmenter finds the object again (logit back to 10): its mask is evidence
+    # again, the detection matches it and the track keeps its id.
+    script = {1: {1: (mask(LEFT), 0.95, -5.0)}, 2: {1: (mask(LEFT), 0.95, 10.0)}}
+    tracker, _ = make(script)
+    tracker.step(IMAGE, dets([LEFT], [0.9]))
+    assert tracker.step(IMAGE, Detections.empty()).tracks[0].state is TrackState.LOST
+    result = tracker.step(IMAGE, dets([LEFT], [0.9]))
+    assert [(t.track_id, t.frames_since_detection) for t in result.tracks] == [(1, 0)]
+
+
 def test_ids_are_never_reused():
     script = {f: {1: (mask(LEFT), WEAK, 10.0)} for f in (1, 2)}
     tracker, seg = make(script, max_weak_frames=2)
@@ -331,6 +393,19 @@ def test_no_reprompt_below_the_reinforcement_score():
 def test_no_reprompt_for_a_reliable_track():
     _, seg = _pending_run(0.9, mask_score=0.95)
     assert not any(name == "prompt" for name, _ in seg.frame_calls(1))
+
+
+def test_one_reprompt_rule_seg2track_sam2s_quality():
+    # Issue 11, defect 5: one re-prompt rule. SAM2MOT's "pending" logit (6 <= 8) with a
+    # good predicted IoU (0.95) is not re-prompted (the union of both papers' rules
+    # re-prompted it); a poor predicted IoU (0.5) with a reliable logit (12) is.
+    for (score, logit), reprompted in (((0.95, 6.0), False), ((0.5, 12.0), True)):
+        script = {1: {1: (mask([4, 8, 14, 30]), score, logit)}}
+        tracker, seg = make(script)
+        tracker.step(IMAGE, dets([LEFT], [0.9]))
+        result = tracker.step(IMAGE, dets([LEFT], [0.9]))
+        assert any(name == "prompt" for name, _ in seg.frame_calls(1)) is reprompted
+        assert result.tracks[0].frames_since_detection == 0  # matched either way
 
 
 def test_reprompt_and_new_tracks_share_one_prompt_call():

@@ -94,9 +94,20 @@ class TrackerConfig:
     lost_logit: float = 2.0
     max_weak_frames: int = 5
     max_lost_frames: int = 25
-    # A track whose predicted IoU is below reinforcement_quality or whose logit is at most
-    # reliable_logit is "pending"; matched to a confident detection it is re-prompted.
+    # Re-prompting (one rule: Seg2Track-SAM2's reinforcement). A matched track whose
+    # predicted IoU is below reinforcement_quality, matched to a detection scoring at
+    # least its class's reinforcement_detection_score, is re-prompted with the box.
+    # SAM2MOT's quality reconstruction (re-prompt a "pending" track, logit <= 8) is not
+    # added to it: the union of both re-prompted more than either paper does, and every
+    # re-prompt becomes a conditioning frame (max_conditioning_frames; the first prompt
+    # stays, the oldest re-prompt goes), so extra re-prompts push earlier anchors out of
+    # memory. Seg2Track-SAM2's rule is the one this manager implements (its AssA is the
+    # target), it reads the quantity a box prompt repairs (the mask's quality, not its
+    # visibility), and SAM2MOT's logit levels come from an unofficial reimplementation.
     reinforcement_quality: float = 0.7
+    # SAM2MOT's "reliable" level: a frame whose logit is above reliable_logit and whose
+    # predicted IoU is at least reinforcement_quality is reliably segmented; a CONFIRMED
+    # track missed by the detector on such a frame keeps its existence (below).
     reliable_logit: float = 8.0
 
     # --- occlusion between objects (SAM2MOT cross-object interaction) ----------------
@@ -112,15 +123,23 @@ class TrackerConfig:
     # p_D = detection_probability * sigmoid(object-score logit) and, for an associated
     # detection of score s, likelihood ratio l = s / (1 - s):
     #   r <- (1 - p_D + p_D * l) r / (1 - p_D r + p_D l r)   (l = 0 when unmatched)
-    # detection_probability 0.5: each frame a visible track goes undetected roughly halves
-    # its existence odds, so a confirmed track survives about a dozen missed detections
-    # (SAM 2 keeps tracking it), while an unconfirmed false positive is gone in ~6 frames.
+    # SAM 2's evidence decides what a miss means: a CONFIRMED track that the segmenter
+    # segments reliably on the frame (logit > reliable_logit and predicted IoU >=
+    # reinforcement_quality) keeps its r through a missed detection (existence.py says
+    # why); every other miss counts. detection_probability 0.5: each frame an unconfirmed
+    # (or unreliably segmented) track goes undetected roughly halves its existence odds,
+    # so an unconfirmed false positive is gone in about 6 frames.
     birth_existence: float = 0.5
     survival_probability: float = 0.99
     detection_probability: float = 0.5
-    # TENTATIVE until existence reaches confirm_existence (then CONFIRMED for good);
-    # a track whose existence falls below min_existence is removed as a ghost.
+    # TENTATIVE (not output) until existence reaches confirm_existence *and* the track
+    # has been associated with a detection on at least min_confirm_frames frames (its
+    # birth frame counts): then CONFIRMED for good. With 1, one confident detection
+    # confirms a track at birth, so a single false positive is output; 2 asks the
+    # detector to find the object again on a later frame first. A track whose existence
+    # falls below min_existence is removed as a ghost.
     confirm_existence: float = 0.8
+    min_confirm_frames: int = 2
     min_existence: float = 0.02
 
     # --- limits ----------------------------------------------------------------------
@@ -162,7 +181,13 @@ class TrackerConfig:
             )
         if self.iou_weight + self.centroid_weight == 0:
             raise ConfigError("iou_weight and centroid_weight cannot both be 0")
-        for name in ("max_weak_frames", "max_lost_frames", "occlusion_history", "max_tracks"):
+        for name in (
+            "max_weak_frames",
+            "max_lost_frames",
+            "min_confirm_frames",
+            "occlusion_history",
+            "max_tracks",
+        ):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")

@@ -13,6 +13,18 @@ score s, or ``l = 0`` when no detection was associated:
 
 A miss with p_D near 1 drives r down fast; a confident detection (s > 0.5, l > 1) drives
 it up. Scores are clipped to [0.01, 0.99] so one detection can never make r exactly 0 or 1.
+
+SAM 2's own evidence decides what a missed detection means (issue 11, defect 1): a
+CONFIRMED track that the segmenter segments reliably on this frame (object-score logit
+above ``reliable_logit`` and predicted IoU at least ``reinforcement_quality``, SAM2MOT's
+"reliable" state) is *vouched for*, and a miss then carries no evidence: r is left as it
+is (no predict, no update). The detector already established the object (confirmation);
+SAM 2 now sees it clearly, and a detector's misses of one object are not independent
+(the same pose, truncation or partial occlusion is missed frame after frame), so they
+must not add up to "absent". Removal of such a track is then left to the rules that read
+SAM 2's evidence (the quality and lost counters). A TENTATIVE track has only the
+detector's word for it, so its misses count (ghost suppression), and so do the misses
+of a track SAM 2 is unsure of (pending, suspicious or lost: p_D scaled by visibility).
 """
 
 from __future__ import annotations
@@ -76,14 +88,24 @@ class ExistenceFilter:
             detection_probability=config.detection_probability,
         )
 
-    def step(self, existence: float, logit: float, detection_score: float | None) -> float:
+    def step(
+        self,
+        existence: float,
+        logit: float,
+        detection_score: float | None,
+        *,
+        vouched: bool = False,
+    ) -> float:
         """r after one frame: the object-score logit and the associated detection's score
-        (None when unmatched).
+        (None when unmatched). ``vouched``: the track is CONFIRMED and the segmenter
+        segments it reliably on this frame, so a miss leaves r unchanged (module docstring).
 
         A non-finite logit says nothing about visibility: p_D = 0, so r only decays by
         survival and never becomes NaN (the tracker removes such a track by its weak
         frames, not here).
         """
+        if vouched and detection_score is None:
+            return existence
         predicted = predict(existence, self.survival_probability)
         if not math.isfinite(logit):
             return predicted

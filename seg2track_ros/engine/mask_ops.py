@@ -215,14 +215,23 @@ def association_geometry(
     logits: torch.Tensor,
     boxes: np.ndarray,
     pixel_boxes: np.ndarray,
+    lost_logit: float | None = None,
 ) -> FrameGeometry:
     """Geometry of masks (K, H, W) against detections, copied to the host in one transfer.
 
     ``boxes`` (N, 4) float are the clipped detection boxes (their centre and diagonal give
     the centroid distance); ``pixel_boxes`` (N, 4) int are the same boxes rounded to pixel
-    edges with positive area (their pixels are the "filled box").
+    edges with positive area (their pixels are the "filled box"). With ``lost_logit``, the
+    mask of an object whose logit is at most that (or not finite) is left out of the
+    track-to-track quantities (``mask_iou``, the covered grid): the segmenter does not
+    find that object on this frame, so its mask neither occludes nor covers anything.
+    Its track-to-detection quantities are kept (decided on the device, no sync).
     """
     device = masks.device
+    shown = masks
+    if lost_logit is not None and len(masks):
+        visible = logits.to(device=device, dtype=torch.float32) > lost_logit  # NaN: False
+        shown = masks & visible[:, None, None]
     num, height, width = masks.shape
     count = len(pixel_boxes)
     grid_xs = np.unique(pixel_boxes[:, [0, 2]].reshape(-1)).astype(np.int64)
@@ -257,11 +266,11 @@ def association_geometry(
     distance = (offset / diagonal[None, :]).clamp(max=1.0)
     distance = torch.where(present[:, None], distance, torch.ones_like(distance))
 
-    mask_iou = pairwise_mask_iou(masks) if num > 1 else None
+    mask_iou = pairwise_mask_iou(shown) if num > 1 else None
     if mask_iou is None:
         mask_iou = torch.zeros((num, num), dtype=torch.float32, device=device)
 
-    union_table = integral_image(masks.any(dim=0, keepdim=True))[0]
+    union_table = integral_image(shown.any(dim=0, keepdim=True))[0]
     gy = torch.as_tensor(grid_ys, device=device)
     gx = torch.as_tensor(grid_xs, device=device)
     corners = _corner(union_table, gy[:, None], gx[None, :]).to(torch.float32)  # (Gy, Gx)

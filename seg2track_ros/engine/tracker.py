@@ -20,6 +20,16 @@ Per frame (the segmenter's call order is in segmenter.py):
    boxes, copied to the host together; tracks' masks are views of it.
 
 Decisions the method leaves open, made here:
+- A track lost on a frame (object-score logit at most lost_logit, or not finite) is one
+  the segmenter does not find: the mask it still holds is at best where the object was.
+  So association is a two-stage cascade: the visible tracks are matched first, and a
+  lost track may take only a detection that no visible track takes (its way back to its
+  identity when the segmenter cannot re-find it, as the detection-masks segmenter never
+  can). A lost mask covers no part of a detection's box in the new-track test, takes no
+  part in occlusion and is output without pixels. Without the cascade, stale masks took
+  other objects' detections (on KITTI MOTS with simulated detections most identity
+  switches were a coasting track's detection taken by a neighbour's stale mask); without
+  the stage at all, every track lost for a few frames restarted under a new id.
 - Tracks removed on a frame are not output on it.
 - A frame with no tracks and no kept detections still calls start_frame, propagate and
   finish_frame (the segmenter sees every frame, so its frame count and memory spacing stay
@@ -91,6 +101,7 @@ class _TrackRecord:
     logit: float = 0.0
     age: int = 0
     frames_since_detection: int = 0
+    detected_frames: int = 0  # frames with an associated detection (birth included)
     weak_frames: int = 0  # consecutive weak (low predicted IoU) frames
     lost_frames: int = 0  # consecutive lost (low object-score logit) frames
     confirmed: bool = False
@@ -257,12 +268,16 @@ class Tracker:
             labels = np.zeros((height, width), dtype=np.uint16)
             return StepResult(frame_index, [], timer.result(), labels)
 
+        # A track lost on this frame (logit <= lost_logit: the segmenter does not find
+        # it) covers nothing in the new-track test and takes no part in occlusion; it
+        # may only take a detection no visible track takes (see the module docstring).
         geometry = mask_ops.association_geometry(
             propagated.masks,
             propagated.mask_scores,
             propagated.object_score_logits,
             dets.boxes,
             dets.pixel_boxes,
+            lost_logit=config.lost_logit,
         )
         timer.lap("geometry")
         matched = self._associate(records, dets, geometry)
@@ -411,7 +426,15 @@ class Tracker:
                 config.min_mask_in_box,
             ),
         )
-        return dict(associate(cost, allowed))
+        # Two-stage cascade (module docstring): visible tracks first, then lost tracks
+        # over the detections left.
+        lost = np.array([_lost(float(v), config) for v in geometry.logits], dtype=bool)
+        matched = dict(associate(cost, allowed & ~lost[:, None]))
+        if lost.any():
+            taken = np.zeros(len(dets.scores), dtype=bool)
+            taken[list(matched.values())] = True
+            matched.update(associate(cost, allowed & lost[:, None] & ~taken[None, :]))
+        return matched
 
     def _reinforcement(
         self,
@@ -420,18 +443,23 @@ class Tracker:
         geometry: mask_ops.FrameGeometry,
         matched: dict[int, int],
     ) -> list[int]:
-        """Rows of pending (or weak) tracks matched to a confident detection; every
-        matched row for segmenters that only know what they are prompted with."""
+        """Rows to re-prompt: Seg2Track-SAM2's reinforcement rule, one rule only.
+
+        A matched track whose predicted IoU is below reinforcement_quality (or not
+        finite), matched to a detection scoring at least its class's
+        reinforcement_detection_score; every matched row for segmenters that only know
+        what they are prompted with. The object-score logit plays no part (config.py
+        says why SAM2MOT's logit rule is not added to it).
+        """
         if self._segmenter.prompts_every_match:
             return sorted(matched)
         config = self._config
         rows = []
         for row, col in sorted(matched.items()):
-            score, logit = float(geometry.mask_scores[row]), float(geometry.logits[row])
-            pending = score < config.reinforcement_quality or logit <= config.reliable_logit
-            weak = _is_weak(score, logit, config)
+            score = float(geometry.mask_scores[row])
+            poor = not math.isfinite(score) or score < config.reinforcement_quality
             needed = config.thresholds(records[row].class_id).reinforcement_detection_score
-            if (pending or weak) and dets.scores[col] >= needed:
+            if poor and dets.scores[col] >= needed:
                 rows.append(row)
         return rows
 
@@ -615,11 +643,10 @@ class Tracker:
         )
         priority = np.empty(len(order), dtype=np.float32)
         priority[ranked] = np.arange(len(order), 0, -1, dtype=np.float32)
-        # A LOST track is one the segmenter does not find on this frame: it is kept (and
-        # its propagated mask still matches detections) so that it can get its identity
-        # back, but it is output without pixels, as trackers keep lost tracks unreported.
-        # Drawing its mask would report a stale or failed mask for up to max_lost_frames
-        # (SAM2MOT's 25) frames.
+        # A LOST track is kept so that the segmenter can find it again and give it its
+        # identity back, but it is output without pixels, as trackers keep lost tracks
+        # unreported. Drawing its mask would report a stale or failed mask for up to
+        # max_lost_frames (SAM2MOT's 25) frames.
         drawn = np.array([states[i] is not TrackState.LOST for i in order])
         index = torch.as_tensor(source, dtype=torch.long, device=masks.device)
         shown = masks[index] * torch.from_numpy(drawn).to(masks.device)[:, None, None]
@@ -653,13 +680,6 @@ class Tracker:
 
 
 # --- the state machine: the one place where track states change -----------------------
-def _is_weak(mask_score: float, logit: float, config: TrackerConfig) -> bool:
-    """Seg2Track-SAM2's failing mask (predicted IoU below removal_quality), or SAM2MOT's
-    lost object (logit at most lost_logit); non-finite scores (every comparison with
-    NaN is false) count as both."""
-    return _low_quality(mask_score, logit, config) or _lost(logit, config)
-
-
 def _low_quality(mask_score: float, logit: float, config: TrackerConfig) -> bool:
     if not (math.isfinite(mask_score) and math.isfinite(logit)):
         return True
@@ -685,7 +705,11 @@ def _advance(
     - removed after max_weak_frames consecutive weak frames (Seg2Track-SAM2), after
       max_lost_frames consecutive lost frames (SAM2MOT), or with existence below
       min_existence;
-    - existence reaching confirm_existence confirms the track for good;
+    - existence at least confirm_existence after at least min_confirm_frames frames with
+      an associated detection confirms the track for good;
+    - existence: a miss of a confirmed track that the segmenter segments reliably
+      (logit > reliable_logit, predicted IoU >= reinforcement_quality) leaves it as it
+      is; every other frame is a predict + update (existence.py);
     - shown state: OCCLUDED > LOST > CONFIRMED / TENTATIVE.
     """
     if not newborn:
@@ -696,13 +720,26 @@ def _advance(
     else:
         record.detection_score = ev.detection_score
         record.frames_since_detection = 0
+        record.detected_frames += 1
 
     weak = ev.corrupt or _low_quality(ev.mask_score, ev.logit, config)
     lost = ev.corrupt or _lost(ev.logit, config)
     record.weak_frames = record.weak_frames + 1 if weak else 0
     record.lost_frames = record.lost_frames + 1 if lost else 0
-    record.existence = existence.step(record.existence, ev.logit, ev.detection_score)
-    record.confirmed = record.confirmed or record.existence >= config.confirm_existence
+    # SAM 2's own evidence: a confirmed track it segments reliably is not doubted
+    # because the detector missed it (existence.py).
+    reliable = (
+        not ev.corrupt
+        and ev.logit > config.reliable_logit
+        and ev.mask_score >= config.reinforcement_quality
+    )
+    record.existence = existence.step(
+        record.existence, ev.logit, ev.detection_score, vouched=record.confirmed and reliable
+    )
+    record.confirmed = record.confirmed or (
+        record.existence >= config.confirm_existence
+        and record.detected_frames >= config.min_confirm_frames
+    )
 
     if (
         record.weak_frames >= config.max_weak_frames

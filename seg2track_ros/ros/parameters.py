@@ -88,15 +88,20 @@ TRACKER_DESCRIPTIONS = {
     "max_weak_frames": "a track is removed after this many consecutive weak frames"
     " (Seg2Track-SAM2)",
     "max_lost_frames": "a track is removed after this many consecutive lost frames (SAM2MOT)",
-    "reinforcement_quality": "a track with predicted IoU below this is pending (re-promptable)",
-    "reliable_logit": "a track with logit at or below this is pending (re-promptable)",
+    "reinforcement_quality": "a matched track with predicted IoU below this is re-prompted"
+    " (Seg2Track-SAM2's rule, the only re-prompt rule)",
+    "reliable_logit": "logit above this (and predicted IoU >= reinforcement_quality) is"
+    " reliable: a missed detection does not lower a confirmed track's existence",
     "occlusion_iou": "two tracks' masks overlapping with IoU above this: one is occluded",
     "occlusion_logit_margin": "logits closer than this: the one that varied more is occluded",
     "occlusion_history": "frames of logit history used for that variance",
     "birth_existence": "existence probability of a new track before its first update",
     "survival_probability": "per-frame survival probability of the existence filter",
     "detection_probability": "detection probability of a fully visible object",
-    "confirm_existence": "a track is CONFIRMED once its existence reaches this",
+    "confirm_existence": "a track is CONFIRMED once its existence reaches this (and"
+    " min_confirm_frames)",
+    "min_confirm_frames": "a track is CONFIRMED only after this many frames with an associated"
+    " detection (its birth frame counts); 1 confirms on one confident detection",
     "min_existence": "a track whose existence falls below this is removed as a ghost",
     "max_tracks": "at most this many tracks at once",
 }
@@ -129,6 +134,7 @@ INT_RANGES = {
     "objects_per_call": (0, 1024, 1),
     "max_weak_frames": (1, 10_000, 1),
     "max_lost_frames": (1, 10_000, 1),
+    "min_confirm_frames": (1, 10_000, 1),
     "occlusion_history": (1, 1000, 1),
     "max_tracks": (1, 10_000, 1),
     "input_depth": (1, 1000, 1),
