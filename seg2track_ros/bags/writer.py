@@ -17,6 +17,14 @@ KITTI_IMAGE_TOPIC = "/kitti/camera_color_left/image_raw"
 KITTI_FRAME_ID = "camera_color_left"
 DETECTIONS_TOPIC = "/detections"
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+# kitti-to-bag's clock without timestamps.txt: frame i at 1.0 s + i / 10 Hz.
+DEFAULT_FIRST_STAMP_NS = 1_000_000_000
+DEFAULT_PERIOD_NS = 100_000_000
+
+
+def default_stamp(index: int) -> int:
+    """The stamp kitti-to-bag gives frame `index` when no timestamps are given."""
+    return DEFAULT_FIRST_STAMP_NS + index * DEFAULT_PERIOD_NS
 
 
 class BagWriteError(UserFacingError):

@@ -11,6 +11,7 @@ import argparse
 from dataclasses import fields
 from pathlib import Path
 
+from seg2track_ros.argtypes import positive_int
 from seg2track_ros.datasets.simulate import NoiseConfig, simulate_file
 
 NAME = "simulate-detections"
@@ -91,7 +92,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument(
         "--frames",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="frames to simulate, when the sequence runs past its last annotated frame"

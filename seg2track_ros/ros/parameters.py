@@ -15,7 +15,7 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
-from seg2track_ros.engine.config import MODEL_SIZES, EngineConfig
+from seg2track_ros.engine.config import MAX_IMAGE_SIZE, MODEL_SIZES, EngineConfig
 from seg2track_ros.params import (
     CHOICES,
     NodeSettings,
@@ -57,7 +57,8 @@ SEGMENTER_DESCRIPTIONS = {
     "checkpoint": "checkpoint file; empty: the default cache location for the model;"
     " 'random': random weights, meaningless masks (tests and benchmarks only)",
     "device": "auto (CUDA when available), cpu, cuda or cuda:N",
-    "image_size": "side of the square image SAM 2 sees (official models: 1024)",
+    "image_size": "side of the square image SAM 2 sees (official models: 1024; at most"
+    f" {MAX_IMAGE_SIZE}: memory and time grow with its square)",
     "bf16": "bfloat16 autocast on CUDA",
     "compile": (
         "torch.compile the image encoder and the per-object heads over bucketed object"
@@ -119,7 +120,7 @@ FLOAT_RANGES = {
     "diagnostics_period": (0.1, 60.0),
 }
 INT_RANGES = {
-    "image_size": (64, 4096, 64),
+    "image_size": (64, MAX_IMAGE_SIZE, 64),
     "max_conditioning_frames": (1, 64, 1),
     "max_object_pointers": (2, 64, 1),
     "objects_per_call": (0, 1024, 1),
