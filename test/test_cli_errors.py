@@ -137,11 +137,10 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(
     with pytest.raises(KeyError):
         main(["--debug", *args])
     # A typed error under --debug propagates too, with its traceback.
+    (tmp_path / "exists").mkdir()
+    replay = ["replay", str(tmp_path / "x"), "--results", str(tmp_path / "r2.txt")]
     with pytest.raises(UserFacingError, match="already exists"):
-        (tmp_path / "exists").mkdir()
-        main(
-            ["--debug", "replay", "x", "--results", "r.txt", "--out-bag", str(tmp_path / "exists")]
-        )
+        main(["--debug", *replay, "--out-bag", str(tmp_path / "exists")])
 
 
 # --- defect 7: image folders -----------------------------------------------------------
