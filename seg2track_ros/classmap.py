@@ -16,6 +16,12 @@ explicitly (``--class-map coco,truck=car``) if your ground truth counts them. Th
 benchmark's own names (``car``, ``pedestrian``) always map to themselves, so tracks from
 the dataset readers (which turn KITTI class numbers 1 and 2 into these names) need no map.
 
+On input (tracker_node's and `seg2track run`'s ``class_map`` parameter, empty by
+default): detections are renamed before tracking, so that a COCO detector's ``person``
+gets the thresholds under ``tracker.classes.pedestrian`` and its tracks carry
+``pedestrian``. There a class without an entry keeps its own name (and the default
+thresholds), reported once: a robot may want its trucks tracked.
+
 Spec syntax (the CLI's ``--class-map`` and results_writer's ``class_map`` parameter):
 comma-separated items, each ``coco`` (the defaults), ``none`` (nothing but the benchmark's
 own names) or ``detector_class=benchmark_class``; later items win. Or the path of a YAML
@@ -25,10 +31,12 @@ pedestrian``), which replaces the defaults.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from seg2track_ros.engine.types import Detections
 from seg2track_ros.errors import UserFacingError
 
 _LOG = logging.getLogger(__name__)
@@ -147,3 +155,30 @@ def describe_unmapped(counts: Mapping[str, int]) -> str:
     total = sum(counts.values())
     parts = ", ".join(f"{name} {count}" for name, count in counts.items())
     return f"{total} tracks of unmapped classes left out ({parts})"
+
+
+class DetectionClassMapper:
+    """Renames a frame's detection classes through a ClassMap before tracking; a class
+    without an entry keeps its name and is reported once (`report(message)`)."""
+
+    def __init__(self, class_map: ClassMap, report: Callable[[str], None] | None = None) -> None:
+        self.class_map = class_map
+        self._report = report or _LOG.warning
+        self._reported: set[str] = set()
+
+    def __call__(self, detections: Detections) -> Detections:
+        if not detections.class_ids:
+            return detections
+        names = []
+        for name in detections.class_ids:
+            mapped = self.class_map.benchmark_class(name)
+            if mapped is None:
+                if name not in self._reported:
+                    self._reported.add(name)
+                    self._report(
+                        f"detection class {name!r} has no class_map entry: tracked as"
+                        f" {name!r} with tracker.default_class thresholds"
+                    )
+                mapped = name
+            names.append(mapped)
+        return dataclasses.replace(detections, class_ids=tuple(names))

@@ -337,7 +337,7 @@ def run_run(args: argparse.Namespace) -> int:
     from seg2track_ros.pipeline import list_images, run_sequence
     from seg2track_ros.results import parse_states, prepare_results_path
 
-    config, _settings = config_from_params_files(args.params, _overrides(args))
+    config, settings = config_from_params_files(args.params, _overrides(args))
     states = parse_states(args.states)
     class_map = parse_class_map(args.class_map)
     prepare_results_path(args.results)
@@ -352,6 +352,8 @@ def run_run(args: argparse.Namespace) -> int:
         frames=args.frames,
         progress=not args.quiet,
         class_map=class_map,
+        # tracker_node's class_map parameter, applied the same way so run == replay
+        input_class_map=parse_class_map(settings.class_map) if settings.class_map else None,
     )
     print(
         f"tracked {summary.frames} frames ({summary.mean_frame_ms:.0f} ms/frame);"

@@ -48,6 +48,7 @@ class NodeSettings:
     diagnostics_period: float = 1.0
     autostart: bool = True
     inject_fault_every: int = 0
+    class_map: str = ""
 
 
 CHOICES = {
@@ -113,6 +114,13 @@ def config_from_values(value: Callable[[str], Any]) -> tuple[EngineConfig, NodeS
         raise ParameterError(f"parameter tracker.{error}") from error
     if settings.sync_timeout <= 0:
         raise ParameterError("parameter 'sync_timeout' must be > 0")
+    if settings.class_map:
+        from seg2track_ros.classmap import ClassMapError, parse_class_map
+
+        try:
+            parse_class_map(settings.class_map)
+        except ClassMapError as error:
+            raise ParameterError(f"parameter 'class_map': {error}") from None
     return EngineConfig(tracker=tracker, segmenter=segmenter), settings
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seg2track_ros.classmap import ClassMap
+from seg2track_ros.classmap import ClassMap, DetectionClassMapper
 from seg2track_ros.datasets import DetectionSequence, WriteSummary
 from seg2track_ros.engine.config import EngineConfig
 from seg2track_ros.engine.types import TrackState
@@ -128,12 +128,15 @@ def run_sequence(
     frames: int | None = None,
     progress: bool = False,
     class_map: ClassMap | None = None,
+    input_class_map: ClassMap | None = None,
 ) -> RunSummary:
     """Track every frame in order and write the results file.
 
     Without `images` (detection-masks only) frames are blank images of the size the
     detections state, and the sequence ends at the last frame with detections unless
-    `frames` says otherwise.
+    `frames` says otherwise. ``class_map`` maps track classes to the benchmark's when
+    writing; ``input_class_map`` renames detection classes before tracking, as
+    tracker_node's ``class_map`` parameter does.
     """
     import time
 
@@ -149,13 +152,17 @@ def run_sequence(
     else:
         count = len(images) if frames is None else min(frames, len(images))
         check_image_sizes(images[:count], detections.image_size, "the detections file")
+    mapper = None if input_class_map is None else DetectionClassMapper(input_class_map)
     tracker = Tracker(config.tracker, build_segmenter(config, segmenter))
     bar = _progress(progress, count)
     started = time.perf_counter()
     with ResultsRecorder(results, fmt, states, class_map) as recorder:
         for frame in range(count):
             image = blank if images is None else load_rgb(images[frame])
-            result = tracker.step(image, detections.detections_at(frame))
+            frame_detections = detections.detections_at(frame)
+            if mapper is not None:
+                frame_detections = mapper(frame_detections)
+            result = tracker.step(image, frame_detections)
             recorder.add_tracks(frame, result.tracks)
             bar.update(1)
         summary = recorder.close()

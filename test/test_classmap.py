@@ -128,3 +128,45 @@ def test_run_reports_unmapped_tracks_and_maps_coco_classes(tmp_path, capsys):
     assert "unmapped classes" not in capsys.readouterr().out
     written = read_kitti_mots(results)
     assert {obj.class_name for objs in written.values() for obj in objs} == {"pedestrian", "car"}
+
+
+def test_input_class_map_renames_detections_and_reports_unmapped_once():
+    from seg2track_ros.classmap import DetectionClassMapper
+    from seg2track_ros.engine.types import Detections
+
+    reports: list[str] = []
+    mapper = DetectionClassMapper(parse_class_map("coco"), reports.append)
+    boxes = np.array([[0, 0, 5, 5], [1, 1, 6, 6], [2, 2, 7, 7]], np.float32)
+    frame = Detections(boxes, np.full(3, 0.9, np.float32), ("person", "truck", "2"))
+    assert mapper(frame).class_ids == ("pedestrian", "truck", "car")
+    assert mapper(frame).class_ids == ("pedestrian", "truck", "car")
+    assert len(reports) == 1 and "'truck'" in reports[0]
+    assert mapper(Detections.empty()).class_ids == ()
+
+
+def test_run_with_the_class_map_parameter_tracks_under_benchmark_names(tmp_path, capsys):
+    """tracker_node's `class_map` parameter, through `run` (same code path as the node's
+    configs): COCO '0' becomes pedestrian before tracking, so even a results map of
+    'none' keeps it; a bad spec is refused naming the parameter."""
+    import cv2
+
+    from seg2track_ros.cli import main
+
+    boxes = tmp_path / "boxes.txt"
+    boxes.write_text("".join(f"{f} 10 10 30 40 0.9 0\n" for f in range(6)))
+    images = tmp_path / "images"
+    images.mkdir()
+    for index in range(6):
+        cv2.imwrite(str(images / f"{index}.png"), np.full((60, 90, 3), 90, np.uint8))
+    results = tmp_path / "r.txt"
+    args = ["run", "--images", str(images), "--detections", str(boxes), "--det-format", "kitti"]
+    args += ["--segmenter", "detection-masks", "--results", str(results), "-q"]
+    args += ["--class-map", "none"]
+    assert main(args) == 0
+    assert "left out (0 1)" in capsys.readouterr().out and not read_kitti_mots(results)
+    assert main([*args, "--set", "class_map=coco"]) == 0
+    assert "unmapped classes" not in capsys.readouterr().out
+    written = read_kitti_mots(results)
+    assert {obj.class_name for objs in written.values() for obj in objs} == {"pedestrian"}
+    assert main([*args, "--set", "class_map=person=cyclist"]) == 1
+    assert "parameter 'class_map'" in capsys.readouterr().err

@@ -98,3 +98,20 @@ def test_replay_hands_a_flat_params_file_to_the_node(tmp_path):
     )
     with pytest.raises(ReplayError, match=r"flat_file\.pt"):
         replay_bag(bag, options, lambda *args: None)
+
+
+def test_the_node_renames_detection_classes_with_its_class_map(tmp_path):
+    """Issue 12, defect 2: tracker_node's `class_map` parameter renames a COCO detector's
+    classes before tracking; the published tracks carry the benchmark's name."""
+
+    def frame(i):
+        boxes = np.array(scene_boxes(i), np.float32)
+        detections = Detections(boxes, np.full(len(boxes), 0.9, np.float32), ("0",) * len(boxes))
+        return BagFrame(2_000_000_000 + i * 100_000_000, scene(i)[..., ::-1].copy(), detections)
+
+    bag = tmp_path / "bag"
+    write_bag(bag, (frame(i) for i in range(3)))
+    classes = set()
+    options = ReplayOptions(overrides={**TINY, "class_map": "coco"}, progress=False)
+    replay_bag(bag, options, lambda f, msg, raw: classes.update(o.class_id for o in msg.objects))
+    assert classes == {"pedestrian"}

@@ -47,6 +47,9 @@ NODE_DESCRIPTIONS = {
     "publish_overlay": "publish a bgr8 image with coloured masks and ids on 'overlay'",
     "diagnostics_period": "seconds between /diagnostics messages",
     "autostart": "configure and activate at start (no lifecycle manager needed)",
+    "class_map": "rename detection classes before tracking, so a benchmark class's thresholds"
+    " apply: empty = keep the detector's classes; 'coco' (person/0 -> pedestrian, car/2 ->"
+    " car), items like 'coco,truck=car', or a YAML file; other classes keep their name",
     "inject_fault_every": "test hook, 0 (default) = off: every N-th frame the engine fails"
     " inside Tracker.step with an injected exception, to check that a fault costs only its"
     " frame",

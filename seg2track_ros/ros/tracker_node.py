@@ -31,6 +31,7 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
+from seg2track_ros.classmap import DetectionClassMapper, parse_class_map
 from seg2track_ros.engine.checkpoints import CheckpointError
 from seg2track_ros.engine.config import ConfigError, EngineConfig
 from seg2track_ros.engine.tracker import TrackerStepError
@@ -116,6 +117,7 @@ class TrackerNode(LifecycleNode):
         self.add_post_set_parameters_callback(self._on_parameters_set)
         self._config: EngineConfig | None = None
         self._settings: NodeSettings | None = None
+        self._class_mapper: DetectionClassMapper | None = None
         self._tracker = None
         self._segmenter = None
         self._engine_lock = threading.Lock()
@@ -176,6 +178,11 @@ class TrackerNode(LifecycleNode):
         )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_QOS)
         self._converter = ImageConverter(max_pixels=settings.max_image_pixels)
+        self._class_mapper = (
+            DetectionClassMapper(parse_class_map(settings.class_map), self.get_logger().warning)
+            if settings.class_map
+            else None
+        )
         self._sync = StampSynchronizer(
             slop_ns=int(settings.sync_slop * 1e9),
             timeout_ns=int(settings.sync_timeout * 1e9),
@@ -432,6 +439,8 @@ class TrackerNode(LifecycleNode):
                 frame.detections_msg, width, height, settings.max_detections
             )
             detections = converted.detections
+            if self._class_mapper is not None:
+                detections = self._class_mapper(detections)
             for reason, count in converted.rejected.items():
                 self._reject(reason, f"{count} detection(s) dropped: {reason}", count)
             if converted.rotated and not self._warned_rotated:
