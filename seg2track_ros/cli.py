@@ -273,10 +273,14 @@ def _warn_detections_past_images(detections, image_count: int, path: Path) -> No
 def _kitti_timestamps(path: Path, count: int) -> list[int]:
     from datetime import datetime
 
-    from seg2track_ros.datasets import FormatError
+    from seg2track_ros.datasets import DatasetFileError, FormatError
 
+    try:
+        text_lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetFileError(f"cannot read the timestamps {path}: {error}") from None
     stamps = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(text_lines, start=1):
         text = line.strip()
         if not text:
             continue

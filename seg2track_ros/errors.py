@@ -11,3 +11,22 @@ class UserFacingError(RuntimeError):
     def __init__(self, message: str = "", details: str | None = None) -> None:
         super().__init__(message)
         self.details = details
+
+
+class OutputPathError(UserFacingError):
+    """An output's folder cannot be created (a file in the way, no permission)."""
+
+
+def make_parent_folder(path, what: str = "output") -> None:
+    """Create the folder `path` will be written into; OutputPathError says why not."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file" if blocker is not None else (error.strerror or str(error))
+        raise OutputPathError(
+            f"cannot create the folder {path.parent} for the {what} {path}: {why}"
+        ) from None

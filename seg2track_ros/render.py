@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from seg2track_ros.engine.masks import mask_to_box
-from seg2track_ros.errors import UserFacingError
+from seg2track_ros.errors import UserFacingError, make_parent_folder
 from seg2track_ros.visualize import overlay_image
 
 
@@ -123,7 +123,7 @@ def render_video(
             f" {width}x{height}: these tracks belong to other images"
         )
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_parent_folder(out, "video")
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
         raise RenderError(f"OpenCV cannot write an mp4v video to {out}")

@@ -22,7 +22,7 @@ import numpy as np
 from seg2track_ros.classmap import ClassMap, UnmappedTracks
 from seg2track_ros.datasets import MotsWriter, WriteSummary, kitti_mots_writer, mots20_writer
 from seg2track_ros.engine.types import Track, TrackState
-from seg2track_ros.errors import UserFacingError
+from seg2track_ros.errors import UserFacingError, make_parent_folder
 
 RESULT_FORMATS = {"kitti_mots": kitti_mots_writer, "mots20": mots20_writer}
 DEFAULT_STATES = (TrackState.CONFIRMED, TrackState.OCCLUDED, TrackState.LOST)
@@ -98,13 +98,7 @@ def prepare_results_path(path: Path) -> None:
     path = Path(path)
     if path.is_dir():
         raise ResultsError(f"results path {path} is a folder; give a file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ResultsError(
-            f"cannot create the folder {path.parent} for the results {path}:"
-            f" {error.strerror or error}"
-        ) from None
+    make_parent_folder(path, "results")
 
 
 def parse_states(text: str) -> tuple[TrackState, ...]:

@@ -143,6 +143,41 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(
         main(["--debug", *replay, "--out-bag", str(tmp_path / "exists")])
 
 
+def test_outputs_under_a_file_and_missing_timestamps_are_one_line_errors(
+    sequence, tmp_path, capsys
+):
+    _root, seq, detections = sequence
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("")
+    kitti = ["kitti-to-bag", "--images", str(seq.images), "--detections", str(detections)]
+    cases = [
+        (
+            ["simulate-detections", "--gt", str(seq.ground_truth), "--out", str(blocker / "d.txt")],
+            f"{blocker} is a file",
+        ),
+        ([*kitti, "--out", str(blocker / "bag")], f"{blocker} is a file"),
+        (
+            [*kitti, "--out", str(tmp_path / "bag"), "--timestamps", str(tmp_path / "none.txt")],
+            "cannot read the timestamps",
+        ),
+        (
+            [
+                "render",
+                "--images",
+                str(seq.images),
+                "--results",
+                str(seq.ground_truth),
+                "--out",
+                str(blocker / "v.mp4"),
+            ],
+            f"{blocker} is a file",
+        ),
+    ]
+    for args, needle in cases:
+        assert main(args) == 1, args
+        _one_line_error(capsys, needle)
+
+
 # --- defect 7: image folders -----------------------------------------------------------
 
 

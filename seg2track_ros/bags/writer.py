@@ -11,7 +11,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from seg2track_ros.bags.typestore import DETECTIONS, IMAGE, typestore
 from seg2track_ros.engine.types import Detections
-from seg2track_ros.errors import UserFacingError
+from seg2track_ros.errors import UserFacingError, make_parent_folder
 
 KITTI_IMAGE_TOPIC = "/kitti/camera_color_left/image_raw"
 KITTI_FRAME_ID = "camera_color_left"
@@ -64,6 +64,7 @@ def write_bag(
         raise BagWriteError(f"{path} already exists; remove it or choose another --out")
     if storage not in STORAGES:
         raise BagWriteError(f"storage must be one of {', '.join(STORAGES)}, got {storage!r}")
+    make_parent_folder(path, "bag")
     store = typestore()
     writer = Writer(path, version=9, storage_plugin=STORAGES[storage])
     count = detection_count = 0
