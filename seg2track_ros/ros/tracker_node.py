@@ -101,6 +101,8 @@ class _Stats:
     callback_errors: collections.Counter = field(default_factory=collections.Counter)
     images_without_detections: collections.Counter = field(default_factory=collections.Counter)
     queue_bytes_peak: int = 0  # most image bytes ever waiting to be tracked
+    # Tracked, but outside what every threshold assumes (logits? percentages?).
+    detection_scores_outside_0_1: int = 0
 
 
 _UNPAIRED_WHY = {
@@ -441,6 +443,16 @@ class TrackerNode(LifecycleNode):
             detections = converted.detections
             if self._class_mapper is not None:
                 detections = self._class_mapper(detections)
+            outside = int(((detections.scores < 0.0) | (detections.scores > 1.0)).sum())
+            if outside:
+                with self._stats_lock:
+                    self._stats.detection_scores_outside_0_1 += outside
+                self._warn(
+                    "score_range",
+                    f"{outside} detection score(s) outside [0, 1] (tracked as given): the"
+                    " thresholds expect probabilities; does the detector publish logits or"
+                    " percentages?",
+                )
             for reason, count in converted.rejected.items():
                 self._reject(reason, f"{count} detection(s) dropped: {reason}", count)
             if converted.rotated and not self._warned_rotated:
@@ -633,6 +645,7 @@ class TrackerNode(LifecycleNode):
                 "active_tracks": stats.active_tracks,
                 "queue_bytes": self._queue_bytes,
                 "queue_bytes_peak": stats.queue_bytes_peak,
+                "detection_scores_outside_0_1": stats.detection_scores_outside_0_1,
                 **{f"rejected_{reason}": n for reason, n in sorted(stats.rejected.items())},
                 **{
                     f"images_without_detections_{why}": n
