@@ -10,12 +10,14 @@ rclpy) belong inside the ``run_`` functions so that ``seg2track --help`` stays f
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC
 from pathlib import Path
 
 from seg2track_ros import __version__
+from seg2track_ros.argtypes import positive_float, positive_int
 from seg2track_ros.datasets.errors import DatasetError
 from seg2track_ros.engine import checkpoints
 from seg2track_ros.engine.config import ConfigError
@@ -24,6 +26,7 @@ from seg2track_ros.errors import UserFacingError
 from seg2track_ros.evaluation.evaluate import EvaluationError
 
 PROG = "seg2track"
+_LOG = logging.getLogger(__name__)
 
 # Errors a user can act on: printed as one line, exit status 1. Add a subcommand's own
 # error base here rather than catching it in the subcommand.
@@ -135,6 +138,14 @@ def _add_results_options(parser: argparse.ArgumentParser) -> None:
         default="confirmed,occluded,lost",
         help="track states written as results (default: confirmed,occluded,lost)",
     )
+    parser.add_argument(
+        "--class-map",
+        default="coco",
+        metavar="MAP",
+        help="detector class -> benchmark class for the results: 'coco' (default: person/0"
+        " -> pedestrian, car/2 -> car), 'none', items like 'coco,truck=car', or a YAML file"
+        " (person: pedestrian); tracks of unmapped classes are left out and counted",
+    )
 
 
 @subcommand
@@ -168,16 +179,18 @@ def add_kitti_to_bag(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_kitti_to_bag(args: argparse.Namespace) -> int:
-    from seg2track_ros.bags.writer import BagFrame, write_bag
+    from seg2track_ros.bags.writer import BagFrame, default_stamp, write_bag
     from seg2track_ros.datasets import read_detections
-    from seg2track_ros.pipeline import list_images, load_rgb
+    from seg2track_ros.pipeline import check_image_sizes, list_images, load_rgb
 
     images = list_images(args.images)
     detections = read_detections(args.detections, DET_FORMATS[args.det_format])
+    _warn_detections_past_images(detections, len(images), args.detections)
+    check_image_sizes(images, detections.image_size, str(args.detections))
     stamps = (
         _kitti_timestamps(args.timestamps, len(images))
         if args.timestamps
-        else [1_000_000_000 + i * 100_000_000 for i in range(len(images))]
+        else [default_stamp(i) for i in range(len(images))]
     )
 
     def frames():
@@ -222,13 +235,14 @@ def add_mots20_to_bag(subparsers: argparse._SubParsersAction) -> None:
 def run_mots20_to_bag(args: argparse.Namespace) -> int:
     from seg2track_ros.bags.writer import BagFrame, write_bag
     from seg2track_ros.datasets import read_detections, read_seqinfo
-    from seg2track_ros.pipeline import list_images, load_rgb
+    from seg2track_ros.pipeline import check_image_sizes, list_images, load_rgb
 
     info = read_seqinfo(args.seq / "seqinfo.ini")
     images = list_images(args.seq / info.im_dir)[: info.seq_length]
-    detections = read_detections(
-        args.detections or args.seq / "det" / "det.txt", DET_FORMATS[args.det_format]
-    )
+    det_path = args.detections or args.seq / "det" / "det.txt"
+    detections = read_detections(det_path, DET_FORMATS[args.det_format])
+    _warn_detections_past_images(detections, len(images), det_path)
+    check_image_sizes(images, detections.image_size, str(det_path))
     frames = (
         BagFrame(
             1_000_000_000 + round(i * 1e9 / info.frame_rate),  # no accumulated rounding
@@ -244,13 +258,29 @@ def run_mots20_to_bag(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_detections_past_images(detections, image_count: int, path: Path) -> None:
+    """Detections on frames beyond the last image are never used: say so."""
+    past = [frame for frame in detections.frames if frame >= image_count]
+    if past:
+        lines = sum(detections.count_at(frame) for frame in past)
+        _LOG.warning(
+            f"{path}: {lines} detections on {len(past)} frames past the last image"
+            f" (frames {past[0]}..{past[-1]}, but there are {image_count} images,"
+            f" 0..{image_count - 1}); they are left out. Wrong image folder or detections file?"
+        )
+
+
 def _kitti_timestamps(path: Path, count: int) -> list[int]:
     from datetime import datetime
 
-    from seg2track_ros.datasets import FormatError
+    from seg2track_ros.datasets import DatasetFileError, FormatError
 
+    try:
+        text_lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetFileError(f"cannot read the timestamps {path}: {error}") from None
     stamps = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(text_lines, start=1):
         text = line.strip()
         if not text:
             continue
@@ -296,7 +326,9 @@ def add_run(subparsers: argparse._SubParsersAction) -> None:
         " installed one (entry-point group seg2track_ros.segmenters); default: the"
         " parameter 'segmenter' from --params / --set, else sam2",
     )
-    parser.add_argument("--frames", type=int, help="track only the first N frames")
+    parser.add_argument(
+        "--frames", type=positive_int, metavar="N", help="track only the first N frames"
+    )
     _add_params_options(parser)
     _add_results_options(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -304,15 +336,19 @@ def add_run(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_run(args: argparse.Namespace) -> int:
+    from seg2track_ros.classmap import parse_class_map
     from seg2track_ros.datasets import read_detections
     from seg2track_ros.params import config_from_params_files
     from seg2track_ros.pipeline import list_images, run_sequence
-    from seg2track_ros.results import parse_states
+    from seg2track_ros.results import parse_states, prepare_results_path
 
     overrides = _overrides(args)
     if args.segmenter is not None:
         overrides["segmenter"] = args.segmenter
     config, settings = config_from_params_files(args.params, overrides)
+    states = parse_states(args.states)
+    class_map = parse_class_map(args.class_map)
+    prepare_results_path(args.results)
     summary = run_sequence(
         config,
         read_detections(args.detections, DET_FORMATS[args.det_format]),
@@ -320,15 +356,26 @@ def run_run(args: argparse.Namespace) -> int:
         images=list_images(args.images) if args.images else None,
         segmenter=settings.segmenter,
         fmt=args.format,
-        states=parse_states(args.states),
+        states=states,
         frames=args.frames,
         progress=not args.quiet,
+        class_map=class_map,
+        # tracker_node's class_map parameter, applied the same way so run == replay
+        input_class_map=parse_class_map(settings.class_map) if settings.class_map else None,
     )
     print(
         f"tracked {summary.frames} frames ({summary.mean_frame_ms:.0f} ms/frame);"
         f" wrote {summary.results.lines} lines to {args.results}"
+        f"{_unmapped_note(summary.results)}"
     )
     return 0
+
+
+def _unmapped_note(written) -> str:
+    from seg2track_ros.classmap import describe_unmapped
+
+    note = describe_unmapped(written.unmapped_tracks)
+    return f"; {note}" if note else ""
 
 
 @subcommand
@@ -344,9 +391,15 @@ def add_replay(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("bag", type=Path, help="bag written by `seg2track kitti-to-bag`")
     parser.add_argument("--lockstep", action="store_true", help="every frame, in order")
-    parser.add_argument("--rate", type=float, default=1.0, help="playback rate otherwise")
+    parser.add_argument("--rate", type=positive_float, default=1.0, help="playback rate otherwise")
     parser.add_argument("--out-bag", type=Path, help="also record `tracks` to this bag")
     parser.add_argument("--image-topic", help="image topic when the bag has several")
+    parser.add_argument(
+        "--node-log",
+        type=Path,
+        help="keep tracker_node's output in this file (default: a temporary file, whose"
+        " path is printed, deleted after a successful replay and kept after a failure)",
+    )
     _add_params_options(parser)
     _add_results_options(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -355,21 +408,32 @@ def add_replay(subparsers: argparse._SubParsersAction) -> None:
 
 def run_replay(args: argparse.Namespace) -> int:
     from seg2track_ros.bags.replay import ReplayOptions, replay_bag
+    from seg2track_ros.classmap import parse_class_map
     from seg2track_ros.params import config_from_params_files
-    from seg2track_ros.results import ResultsRecorder, parse_states
+    from seg2track_ros.results import ResultsRecorder, parse_states, prepare_results_path
     from seg2track_ros.ros.results_writer import rows_from_msg
 
+    # Everything that can be refused is refused before tracker_node starts.
     overrides = _overrides(args)
-    config_from_params_files(args.params, overrides)  # refuse bad parameters up front
+    config_from_params_files(args.params, overrides)
+    states = parse_states(args.states)
+    class_map = parse_class_map(args.class_map)
+    prepare_results_path(args.results)
+    if args.out_bag is not None and args.out_bag.exists():
+        raise UserFacingError(
+            f"--out-bag {args.out_bag} already exists; remove it or choose another path"
+        )
     options = ReplayOptions(
         lockstep=args.lockstep,
         rate=args.rate,
         params_files=tuple(args.params),
         overrides=overrides,
         progress=not args.quiet,
+        node_log=args.node_log,
+        on_node_log=lambda path: print(f"tracker_node's log: {path}", file=sys.stderr),
     )
     tracks_bag = _TracksBag(args.out_bag) if args.out_bag else None
-    with ResultsRecorder(args.results, args.format, parse_states(args.states)) as recorder:
+    with ResultsRecorder(args.results, args.format, states, class_map) as recorder:
 
         def on_tracks(frame, message, raw):
             recorder.add(frame, rows_from_msg(message))
@@ -382,9 +446,12 @@ def run_replay(args: argparse.Namespace) -> int:
             if tracks_bag is not None:
                 tracks_bag.close()
         written = recorder.close()
+    for line in summary.node_warnings:
+        print(f"tracker_node: {line}", file=sys.stderr)
+    kept = f"; its log: {summary.node_log_path}" if summary.node_log_path else ""
     print(
         f"replayed {summary.frames_sent} frames, {summary.tracks_received} answered;"
-        f" wrote {written.lines} lines to {args.results}"
+        f" wrote {written.lines} lines to {args.results}{_unmapped_note(written)}{kept}"
     )
     return 0
 
@@ -398,7 +465,10 @@ class _TracksBag:
         from seg2track_ros.bags.typestore import TRACKS, typestore
 
         self._writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
-        self._writer.open()
+        try:
+            self._writer.open()
+        except Exception as error:  # rosbags' WriterError, or an OSError underneath
+            raise UserFacingError(f"cannot write the bag {path}: {error}") from None
         self._connection = self._writer.add_connection("/tracks", TRACKS, typestore=typestore())
 
     def write(self, message, raw: bytes) -> None:
@@ -420,8 +490,17 @@ def add_render(subparsers: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--results", type=Path, help="results file (KITTI MOTS / MOTS20)")
     source.add_argument("--bag", type=Path, help="bag with `tracks` (replay --out-bag)")
+    parser.add_argument(
+        "--source-bag",
+        type=Path,
+        help="with --bag: the bag that was replayed; its image stamps number the frames, and"
+        " tracks pair with images by stamp (default: kitti-to-bag's clock, frame i at"
+        " 1 s + i/10 s)",
+    )
     parser.add_argument("--format", choices=["kitti_mots", "mots20"], default="kitti_mots")
-    parser.add_argument("--fps", type=float, default=10.0, help="frames per second (KITTI: 10)")
+    parser.add_argument(
+        "--fps", type=positive_float, default=10.0, help="frames per second (KITTI: 10)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="MP4 file to write")
     parser.set_defaults(handler=run_render)
 
@@ -430,11 +509,30 @@ def run_render(args: argparse.Namespace) -> int:
     from seg2track_ros.pipeline import list_images
     from seg2track_ros.render import render_video, tracks_from_bag, tracks_from_results
 
-    tracks = (
-        tracks_from_bag(args.bag) if args.bag else tracks_from_results(args.results, args.format)
-    )
-    count = render_video(list_images(args.images), tracks, args.out, args.fps)
-    print(f"wrote {args.out} ({count} frames)")
+    images = list_images(args.images)
+    unanswered = ""
+    if args.bag:
+        stamps = None
+        if args.source_bag:
+            from seg2track_ros.bags.reader import read_image_stamps
+
+            stamps = read_image_stamps(args.source_bag)
+            if len(stamps) != len(images):
+                raise UserFacingError(
+                    f"--source-bag {args.source_bag} has {len(stamps)} images but"
+                    f" {args.images} holds {len(images)}; give the bag made from these images"
+                )
+        from_bag = tracks_from_bag(args.bag, stamps, len(images))
+        tracks = from_bag.frames
+        if from_bag.unanswered:
+            unanswered = (
+                f"; {len(from_bag.unanswered)} frames had no tracks message and are drawn"
+                " without masks"
+            )
+    else:
+        tracks = tracks_from_results(args.results, args.format)
+    count = render_video(images, tracks, args.out, args.fps)
+    print(f"wrote {args.out} ({count} frames{unanswered})")
     return 0
 
 
@@ -458,7 +556,7 @@ def add_demo(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder")
-    parser.add_argument("--frames", type=int, default=60, help="sequence length")
+    parser.add_argument("--frames", type=positive_int, default=60, help="sequence length")
     parser.set_defaults(handler=run_demo)
 
 
@@ -496,6 +594,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Seg2Track: SAM 2 based multi-object tracking and segmentation tools.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, show the Python traceback instead of a one-line message",
+    )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for add in _SUBCOMMANDS:
         add(subparsers)
@@ -503,18 +606,52 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; returns the exit status (argparse exits 2 on a usage error)."""
+    """Run the command; returns the exit status (argparse exits 2 on a usage error).
+
+    Every error ends in one line on stderr and exit status 1: a typed error (USER_ERRORS)
+    with its own message, anything else as an internal error naming its type. With
+    ``--debug`` errors propagate, traceback and all."""
     args = build_parser().parse_args(argv)
+    _log_to_stderr()
+    if args.debug:
+        return args.handler(args)
     try:
         return args.handler(args)
     except USER_ERRORS as exc:
-        # One line, whatever the message holds, so scripts and logs stay readable.
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"{PROG}: error: {message}", file=sys.stderr)
+        _print_error(" ".join(str(exc).split()) or type(exc).__name__)
+        details = getattr(exc, "details", None)
+        if details:
+            print(details.rstrip(), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or a case without a typed error yet: still one line
+        message = " ".join(str(exc).split())
+        _print_error(
+            f"internal error ({type(exc).__name__}{': ' + message if message else ''});"
+            f" run `{PROG} --debug ...` for the traceback and report it"
+        )
+        return 1
+
+
+class _StderrHandler(logging.Handler):
+    """The library's warnings as `seg2track: warning: ...` on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"{PROG}: {record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+
+
+def _log_to_stderr() -> None:
+    logger = logging.getLogger("seg2track_ros")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler(logging.WARNING)
+        logger.addHandler(handler)
+
+
+def _print_error(message: str) -> None:
+    # One line, whatever the message holds, so scripts and logs stay readable.
+    print(f"{PROG}: error: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

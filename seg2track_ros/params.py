@@ -51,6 +51,7 @@ class NodeSettings:
     # Which segmenter the engine uses, by its name in the entry-point group
     # seg2track_ros.segmenters (engine/registry.py): sam2, detection-masks, or a plugin's.
     segmenter: str = "sam2"
+    class_map: str = ""
 
 
 CHOICES = {
@@ -122,14 +123,31 @@ def config_from_values(value: Callable[[str], Any]) -> tuple[EngineConfig, NodeS
         check_segmenter_name(settings.segmenter)
     except ConfigError as error:
         raise ParameterError(f"parameter 'segmenter': {error}") from error
+    if settings.class_map:
+        from seg2track_ros.classmap import ClassMapError, parse_class_map
+
+        try:
+            parse_class_map(settings.class_map)
+        except ClassMapError as error:
+            raise ParameterError(f"parameter 'class_map': {error}") from None
     return EngineConfig(tracker=tracker, segmenter=segmenter), settings
 
 
 def load_params_file(path: Path, node_name: str = "tracker_node") -> dict[str, Any]:
-    """Parameters for `node_name` from a ROS 2 params YAML file, flattened to dotted names.
+    """Parameters for `node_name` from a params YAML file, flattened to dotted names.
 
-    Sections that apply: ``/**``, ``<node_name>`` and ``/<namespace>/<node_name>``, in file
-    order (later ones win), as ROS applies them.
+    Two shapes are accepted, by every command alike:
+
+    - ROS 2's: ``<node>: {ros__parameters: {...}}`` sections. Those that apply are
+      ``/**``, ``<node_name>`` and ``/<namespace>/<node_name>``, in file order (later ones
+      win), as ROS applies them; a file with sections but none that applies is refused
+      (its thresholds would silently not apply).
+    - flat: parameter names at the top level (``model: tiny``, ``tracker: {lost_logit:
+      2.0}`` or ``tracker.lost_logit: 2.0``), with no ``ros__parameters`` anywhere.
+
+    A mix of the two, or ``ros__parameters`` at the top level, is refused. (tracker_node
+    started by hand, ``ros2 run ... --params-file``, reads the ROS shape only; the
+    `seg2track` commands hand it the values themselves.)
     """
     import yaml
 
@@ -138,16 +156,43 @@ def load_params_file(path: Path, node_name: str = "tracker_node") -> dict[str, A
         document = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as error:
         raise ParameterError(f"cannot read parameters file {path}: {error}") from error
+    if document is None:
+        return {}
     if not isinstance(document, Mapping):
-        raise ParameterError(f"{path}: expected a mapping of node names to ros__parameters")
+        raise ParameterError(
+            f"{path}: expected a mapping of parameter names to values, or of node names"
+            " to ros__parameters"
+        )
+    if "ros__parameters" in document:
+        raise ParameterError(
+            f"{path}: ros__parameters must sit under a node name; write '/**:' (every"
+            " node) or 'tracker_node:' above it, or drop it and list the parameters flat"
+        )
+    sections = [k for k, v in document.items() if isinstance(v, Mapping) and "ros__parameters" in v]
+    if not sections:
+        return _flatten(document)
+    plain = [str(k) for k in document if k not in sections]
+    if plain:
+        raise ParameterError(
+            f"{path}: mixes ROS sections ({', '.join(map(str, sections))}) with top-level"
+            f" parameters ({', '.join(plain)}); put every parameter under ros__parameters"
+        )
     values: dict[str, Any] = {}
-    for key, section in document.items():
-        applies = key == "/**" or str(key).split("/")[-1] == node_name
-        if not applies:
-            continue
-        if not isinstance(section, Mapping) or "ros__parameters" not in section:
-            raise ParameterError(f"{path}: section '{key}' has no ros__parameters")
-        values.update(_flatten(section["ros__parameters"]))
+    applied = []
+    for key in sections:
+        if key == "/**" or str(key).split("/")[-1] == node_name:
+            applied.append(key)
+            parameters = document[key]["ros__parameters"]
+            if parameters is None:
+                continue
+            if not isinstance(parameters, Mapping):
+                raise ParameterError(f"{path}: '{key}: ros__parameters' is not a mapping")
+            values.update(_flatten(parameters))
+    if not applied:
+        raise ParameterError(
+            f"{path}: no section applies to {node_name} (found {', '.join(map(str, sections))});"
+            f" name it '/**' or '{node_name}'"
+        )
     return values
 
 

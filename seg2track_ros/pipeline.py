@@ -6,12 +6,14 @@ same results file as `seg2track replay --lockstep` through tracker_node.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from seg2track_ros.classmap import ClassMap, DetectionClassMapper
 from seg2track_ros.datasets import DetectionSequence, WriteSummary
 from seg2track_ros.engine.config import EngineConfig
 from seg2track_ros.engine.registry import DEFAULT_SEGMENTER
@@ -34,13 +36,63 @@ class RunSummary:
 
 
 def list_images(directory: Path) -> list[Path]:
+    """The folder's images in natural order (1.png, 2.png, 10.png; 000001.png, ...), the
+    order in which ffmpeg and cameras number frames."""
     directory = Path(directory)
     if not directory.is_dir():
         raise PipelineError(f"image folder {directory} does not exist")
-    images = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    images = sorted(
+        (p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+        key=lambda p: natural_key(p.name),
+    )
     if not images:
         raise PipelineError(f"no {'/'.join(IMAGE_SUFFIXES)} images in {directory}")
     return images
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key comparing runs of digits as numbers: 'f2.png' < 'f10.png'. Ties (01 vs 1)
+    fall back to the plain name, so the order is total and stable."""
+    parts = re.split(r"(\d+)", name)
+    return (
+        tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts if part),
+        name,
+    )
+
+
+def check_image_sizes(
+    images: Sequence[Path], mask_size: tuple[int, int] | None = None, source: str = ""
+) -> tuple[int, int]:
+    """(height, width) of every image, which must be the same (one sequence, one camera)
+    and, when the detections carry masks, the masks' size. Reads only the files' headers,
+    so a wrong folder is refused before anything is tracked or written."""
+    from PIL import Image, UnidentifiedImageError
+
+    first: tuple[Path, tuple[int, int]] | None = None
+    for path in images:
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except (OSError, UnidentifiedImageError) as error:
+            raise PipelineError(f"cannot read image {path}: {error}") from None
+        if first is None:
+            first = (path, (height, width))
+            if mask_size is not None and (height, width) != tuple(mask_size):
+                mask_height, mask_width = mask_size
+                raise PipelineError(
+                    f"{path} is {width}x{height} pixels but the masks in {source} are"
+                    f" {mask_width}x{mask_height}: these detections belong to other images"
+                )
+        elif (height, width) != first[1]:
+            first_path, (first_height, first_width) = first
+            raise PipelineError(
+                f"{path} is {width}x{height} pixels, but {first_path} is"
+                f" {first_width}x{first_height}: every image of a sequence must have the"
+                " same size (one camera); split the folder"
+            )
+    if first is None:
+        raise PipelineError("no images")
+    return first[1]
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -71,12 +123,16 @@ def run_sequence(
     states: Sequence[TrackState] = DEFAULT_STATES,
     frames: int | None = None,
     progress: bool = False,
+    class_map: ClassMap | None = None,
+    input_class_map: ClassMap | None = None,
 ) -> RunSummary:
     """Track every frame in order and write the results file.
 
     Without `images` (detection-masks only) frames are blank images of the size the
     detections state, and the sequence ends at the last frame with detections unless
-    `frames` says otherwise.
+    `frames` says otherwise. ``class_map`` maps track classes to the benchmark's when
+    writing; ``input_class_map`` renames detection classes before tracking, as
+    tracker_node's ``class_map`` parameter does.
     """
     import time
 
@@ -94,13 +150,18 @@ def run_sequence(
         blank = np.zeros((*detections.image_size, 3), np.uint8)
     else:
         count = len(images) if frames is None else min(frames, len(images))
+        check_image_sizes(images[:count], detections.image_size, "the detections file")
+    mapper = None if input_class_map is None else DetectionClassMapper(input_class_map)
     tracker = Tracker(config.tracker, build_segmenter(config, segmenter))
     bar = _progress(progress, count)
     started = time.perf_counter()
-    with ResultsRecorder(results, fmt, states) as recorder:
+    with ResultsRecorder(results, fmt, states, class_map) as recorder:
         for frame in range(count):
             image = blank if images is None else load_rgb(images[frame])
-            result = tracker.step(image, detections.detections_at(frame))
+            frame_detections = detections.detections_at(frame)
+            if mapper is not None:
+                frame_detections = mapper(frame_detections)
+            result = tracker.step(image, frame_detections)
             recorder.add_tracks(frame, result.tracks)
             bar.update(1)
         summary = recorder.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -20,6 +19,8 @@ from seg2track_msgs.msg import TrackedObjectArray
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+
+from seg2track_ros.executables import find_executable
 
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -94,8 +95,8 @@ class NodeUnderTest:
         params_file=None,
         extra_env: dict[str, str] | None = None,
     ) -> None:
-        executable = shutil.which("tracker_node")
-        assert executable, "tracker_node is not on PATH: source env.sh (or install the package)"
+        # As `seg2track replay` finds it: the ament index, as `ros2 run` does.
+        executable = str(find_executable("tracker_node"))
         # Each node in its own namespace, so several under test never hear each other.
         args = [executable, "--ros-args", "-r", f"__node:={name}", "-r", f"__ns:=/{name}"]
         if params_file is not None:

@@ -135,3 +135,21 @@ def test_warnings_and_errors_can_follow_each_other(node, capfd):
     node._reject("another_warning", "more to warn about")
     err = capfd.readouterr().err
     assert "something that failed" in err and "more to warn about" in err
+
+
+def test_scores_outside_the_unit_interval_are_counted_and_warned(node, capfd):
+    """Issue 12, defect 8: such detections are tracked as given, but counted in
+    diagnostics and warned about (throttled), never silently."""
+    assert node._diagnostic_values()["detection_scores_outside_0_1"] == 0
+    for frame in range(2):
+        image = image_msg(scene(frame), 1000 + frame)
+        node._on_image(image)
+        boxes = scene_boxes(frame)
+        scores = [1.5, -0.25, 0.5][: len(boxes)] + [0.9] * max(0, len(boxes) - 3)
+        node._on_detections(detections_msg(image.header, boxes, scores=scores))
+    _wait_processed(node, 2)
+    outside = sum(1 for s in [1.5, -0.25, 0.5][: len(scene_boxes(0))] if not 0 <= s <= 1)
+    assert outside > 0
+    assert node._diagnostic_values()["detection_scores_outside_0_1"] == 2 * outside
+    err = capfd.readouterr().err
+    assert err.count("outside [0, 1]") == 1  # throttled: once, not per frame

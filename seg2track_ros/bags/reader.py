@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rosbags.rosbag2 import Reader
+from rosbags.rosbag2 import Reader, ReaderError
 
 from seg2track_ros.bags.typestore import DETECTIONS, IMAGE, typestore
 from seg2track_ros.errors import UserFacingError
@@ -36,15 +37,9 @@ def read_pairs(path: Path, image_topic: str | None = None) -> Iterator[BagMessag
     path = Path(path)
     if not path.exists():
         raise BagReadError(f"bag {path} does not exist")
-    with Reader(path) as reader:
-        images = [c for c in reader.connections if c.msgtype == IMAGE]
-        if image_topic is not None:
-            images = [c for c in images if c.topic == image_topic]
-        if len(images) != 1:
-            topics = sorted(c.topic for c in reader.connections if c.msgtype == IMAGE)
-            raise BagReadError(
-                f"bag {path} needs exactly one image topic (found {topics}); pass image_topic"
-            )
+    reader = open_bag(path)
+    try:
+        images = _image_connections(reader, path, image_topic)
         detections = [c for c in reader.connections if c.msgtype == DETECTIONS]
         frames: dict[int, bytes] = {}
         found: dict[int, bytes] = {}
@@ -54,5 +49,58 @@ def read_pairs(path: Path, image_topic: str | None = None) -> Iterator[BagMessag
                 frames[stamp_of(raw, IMAGE)] = raw
             else:
                 found[stamp_of(raw, DETECTIONS)] = raw
+    finally:
+        reader.close()
     for stamp in sorted(frames):
         yield BagMessagePair(stamp, frames[stamp], found.get(stamp))
+
+
+def open_bag(path: Path) -> Reader:
+    """An opened rosbags Reader for `path` (close it); BagReadError when `path` is not a
+    rosbag2 bag (a folder with metadata.yaml, or the bag's .mcap/.db3 file)."""
+    path = Path(path)
+    if not path.exists():
+        raise BagReadError(f"bag {path} does not exist")
+    if path.is_dir() and not (path / "metadata.yaml").is_file():
+        raise BagReadError(
+            f"{path} is not a rosbag2 bag: the folder has no metadata.yaml"
+            " (write one with `seg2track kitti-to-bag`, or record one with `ros2 bag record`)"
+        )
+    try:
+        reader = Reader(path)
+        reader.open()
+    except ReaderError as error:
+        raise BagReadError(f"cannot read the bag {path}: {error}") from None
+    return reader
+
+
+def read_image_stamps(path: Path, image_topic: str | None = None) -> list[int]:
+    """The image stamps of an image bag, ascending (frame i has the i-th stamp, as in
+    read_pairs), read from each message's header without decoding its pixels."""
+    reader = open_bag(Path(path))
+    try:
+        images = _image_connections(reader, path, image_topic)
+        stamps = {_header_stamp(bytes(data)) for _c, _t, data in reader.messages(images)}
+    finally:
+        reader.close()
+    return sorted(stamps)
+
+
+def _header_stamp(cdr: bytes) -> int:
+    """A std_msgs/Header's stamp at the start of a CDR message (after the 4-byte
+    encapsulation header, whose second byte says the byte order)."""
+    order = "<" if cdr[1] & 1 else ">"
+    sec, nanosec = struct.unpack_from(f"{order}iI", cdr, 4)
+    return sec * 1_000_000_000 + nanosec
+
+
+def _image_connections(reader: Reader, path: Path, image_topic: str | None) -> list:
+    images = [c for c in reader.connections if c.msgtype == IMAGE]
+    if image_topic is not None:
+        images = [c for c in images if c.topic == image_topic]
+    if len(images) != 1:
+        topics = sorted(c.topic for c in reader.connections if c.msgtype == IMAGE)
+        raise BagReadError(
+            f"bag {path} needs exactly one image topic (found {topics}); pass image_topic"
+        )
+    return images

@@ -10,7 +10,6 @@ speed; otherwise frames follow the bag's timing scaled by `rate`.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,7 @@ from typing import Any
 
 from seg2track_ros.bags.reader import BagMessagePair, read_pairs
 from seg2track_ros.errors import UserFacingError
+from seg2track_ros.executables import find_executable
 
 
 class ReplayError(UserFacingError):
@@ -38,13 +38,64 @@ class ReplayOptions:
     # After the last frame outside lockstep: how long to wait for late outputs.
     drain_s: float = 5.0
     progress: bool = True
+    # Where tracker_node's output goes: a file kept afterwards; None: a temporary file,
+    # deleted after a successful replay and kept (its path in the error) after a failure.
+    node_log: Path | None = None
+    # Called with the log's path once the node is started (the CLI prints it).
+    on_node_log: Callable[[Path], None] | None = None
+
+
+class NodeLog:
+    """tracker_node's stdout and stderr, in a file that outlives the node only when it
+    is wanted: a given path is always kept; a temporary one only after a failure."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        if path is None:
+            handle, name = tempfile.mkstemp(prefix="seg2track_node_", suffix=".log")
+            os.close(handle)
+            self.path, self.keep = Path(name), False
+        else:
+            self.path, self.keep = Path(path), True
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.path.write_text("")
+            except OSError as error:
+                raise ReplayError(
+                    f"cannot write the node log {path}: {error.strerror or error}"
+                ) from None
+
+    def tail(self, chars: int = 4000) -> str:
+        return _tail(self.path, chars)
+
+    def last_lines(self, count: int = 20) -> str:
+        return "\n".join(self.tail(20_000).splitlines()[-count:])
+
+    def warnings(self, limit: int = 10) -> list[str]:
+        """The node's distinct WARN and ERROR lines (the first `limit`), e.g. the
+        random-weights banner."""
+        seen: list[str] = []
+        for line in _tail(self.path, 1_000_000).splitlines():
+            if ("[WARN]" in line or "[ERROR]" in line) and line not in seen:
+                seen.append(line)
+                if len(seen) == limit:
+                    break
+        return seen
+
+    def finish(self, succeeded: bool) -> Path | None:
+        """Delete a temporary log after success; returns the path when it is kept."""
+        if succeeded and not self.keep:
+            self.path.unlink(missing_ok=True)
+            return None
+        return self.path
 
 
 @dataclass
 class ReplaySummary:
     frames_sent: int
     tracks_received: int
-    node_log: str
+    node_log: str  # the log's last lines
+    node_warnings: list[str] = field(default_factory=list)
+    node_log_path: Path | None = None  # None: a temporary log, deleted
 
 
 TracksCallback = Callable[[int, Any, bytes], None]  # frame index, message, raw CDR
@@ -53,7 +104,42 @@ TracksCallback = Callable[[int, Any, bytes], None]  # frame index, message, raw 
 def replay_bag(
     bag: Path, options: ReplayOptions, on_tracks: TracksCallback, image_topic: str | None = None
 ) -> ReplaySummary:
-    """Replay `bag` through tracker_node; `on_tracks(frame, msg, raw)` for each output."""
+    """Replay `bag` through tracker_node; `on_tracks(frame, msg, raw)` for each output.
+
+    The node's log: see ``ReplayOptions.node_log``. A ReplayError names the kept log."""
+    pairs = list(read_pairs(bag, image_topic))
+    if not pairs:
+        raise ReplayError(f"bag {bag} has no images")
+    if options.rate <= 0:
+        raise ReplayError("rate must be > 0")
+    namespace = f"seg2track_replay_{os.getpid()}"
+    process, log = start_tracker_node(namespace, options)
+    if options.on_node_log is not None:
+        options.on_node_log(log.path)
+    try:
+        sent, received = _replay_through(process, log, pairs, namespace, options, on_tracks)
+    except ReplayError as error:
+        stop_node(process)
+        raise ReplayError(
+            f"{error} (tracker_node's log: {log.path})", details=error.details
+        ) from None
+    except BaseException:
+        stop_node(process)
+        raise
+    stop_node(process)
+    summary = ReplaySummary(sent, sum(received.values()), log.tail(), log.warnings())
+    summary.node_log_path = log.finish(succeeded=True)
+    return summary
+
+
+def _replay_through(
+    process: subprocess.Popen,
+    log: NodeLog,
+    pairs: list[BagMessagePair],
+    namespace: str,
+    options: ReplayOptions,
+    on_tracks: TracksCallback,
+) -> tuple[int, dict[int, int]]:
     import rclpy
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
@@ -64,14 +150,7 @@ def replay_bag(
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Detection2DArray
 
-    pairs = list(read_pairs(bag, image_topic))
-    if not pairs:
-        raise ReplayError(f"bag {bag} has no images")
-    if options.rate <= 0:
-        raise ReplayError("rate must be > 0")
     frame_of = {pair.stamp_ns: index for index, pair in enumerate(pairs)}
-    namespace = f"seg2track_replay_{os.getpid()}"
-    process, log = start_tracker_node(namespace, options)
     context = Context()
     rclpy.init(context=context)
     node = Node("seg2track_replay", context=context)
@@ -130,8 +209,7 @@ def replay_bag(
         executor.shutdown()
         node.destroy_node()
         context.try_shutdown()
-        stop_node(process)
-    return ReplaySummary(sent, sum(received.values()), _tail(log))
+    return sent, received
 
 
 def _publish(images, detections, pair: BagMessagePair) -> None:
@@ -142,22 +220,22 @@ def _publish(images, detections, pair: BagMessagePair) -> None:
 
 def start_tracker_node(
     namespace: str, options: ReplayOptions, node_name: str | None = None
-) -> tuple[subprocess.Popen, Path]:
+) -> tuple[subprocess.Popen, NodeLog]:
     """tracker_node as a subprocess in `namespace` (renamed to `node_name` when given),
-    its output in a log file."""
-    executable = shutil.which("tracker_node")
-    if executable is None:
-        raise ReplayError(
-            "tracker_node is not on PATH: source env.sh (venv) or your workspace's"
-            " install/setup.bash"
-        )
+    its output in a NodeLog (call its ``finish`` when done)."""
+    executable = str(find_executable("tracker_node"))
+    from seg2track_ros.params import load_params_file
+
     args = [executable, "--ros-args", "-r", f"__ns:=/{namespace}"]
     if node_name is not None:
         args += ["-r", f"__node:={node_name}"]
+    # The files are read by the one loader every command uses (both YAML shapes) and
+    # their values handed over as -p, so the node gets exactly what `run` would use.
+    from_files: dict[str, Any] = {}
     for path in options.params_files:
         if not Path(path).is_file():
             raise ReplayError(f"parameters file {path} not found")
-        args += ["--params-file", str(path)]
+        from_files.update(load_params_file(Path(path)))
     forced = {
         "mode": "lockstep" if options.lockstep else "realtime",
         "input_reliability": "reliable",
@@ -165,12 +243,12 @@ def start_tracker_node(
         "detections_topic": "detections",
         "autostart": True,
     }
-    for key, value in {**options.overrides, **forced}.items():
+    for key, value in {**from_files, **options.overrides, **forced}.items():
         args += ["-p", f"{key}:={_ros_value(value)}"]
-    log_path = Path(tempfile.mkstemp(prefix="seg2track_replay_", suffix=".log")[1])
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    return process, log_path
+    log = NodeLog(options.node_log)
+    with open(log.path, "w") as handle:
+        process = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT)
+    return process, log
 
 
 def stop_node(process: subprocess.Popen) -> None:
@@ -186,7 +264,7 @@ def stop_node(process: subprocess.Popen) -> None:
 def spin_node_until(
     executor,
     process: subprocess.Popen,
-    log: Path,
+    log: NodeLog,
     condition: Callable[[], bool],
     timeout: float,
     what: str,
@@ -202,7 +280,7 @@ def spin_node_until(
     next_log_check = 0.0
     while not condition():
         if process.poll() is not None:
-            raise ReplayError(f"tracker_node exited while {what}:\n{_tail(log)}")
+            raise ReplayError(f"tracker_node exited while {what}", details=log.last_lines())
         if time.monotonic() > next_log_check:
             failure = configure_failure(log)
             if failure:
@@ -211,13 +289,13 @@ def spin_node_until(
         if time.monotonic() > deadline:
             if not raise_on_timeout:
                 return False
-            raise ReplayError(f"timed out after {timeout:.0f} s {what}:\n{_tail(log)}")
+            raise ReplayError(f"timed out after {timeout:.0f} s {what}", details=log.last_lines())
         executor.spin_once(timeout_sec=tick)
     return True
 
 
-def configure_failure(log: Path) -> str | None:
-    for line in _tail(log, 20_000).splitlines():
+def configure_failure(log: NodeLog) -> str | None:
+    for line in log.tail(20_000).splitlines():
         if "configure failed:" in line:
             return line[line.index("configure failed:") :]
     return None

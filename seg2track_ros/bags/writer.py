@@ -11,12 +11,20 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from seg2track_ros.bags.typestore import DETECTIONS, IMAGE, typestore
 from seg2track_ros.engine.types import Detections
-from seg2track_ros.errors import UserFacingError
+from seg2track_ros.errors import UserFacingError, make_parent_folder
 
 KITTI_IMAGE_TOPIC = "/kitti/camera_color_left/image_raw"
 KITTI_FRAME_ID = "camera_color_left"
 DETECTIONS_TOPIC = "/detections"
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+# kitti-to-bag's clock without timestamps.txt: frame i at 1.0 s + i / 10 Hz.
+DEFAULT_FIRST_STAMP_NS = 1_000_000_000
+DEFAULT_PERIOD_NS = 100_000_000
+
+
+def default_stamp(index: int) -> int:
+    """The stamp kitti-to-bag gives frame `index` when no timestamps are given."""
+    return DEFAULT_FIRST_STAMP_NS + index * DEFAULT_PERIOD_NS
 
 
 class BagWriteError(UserFacingError):
@@ -56,6 +64,7 @@ def write_bag(
         raise BagWriteError(f"{path} already exists; remove it or choose another --out")
     if storage not in STORAGES:
         raise BagWriteError(f"storage must be one of {', '.join(STORAGES)}, got {storage!r}")
+    make_parent_folder(path, "bag")
     store = typestore()
     writer = Writer(path, version=9, storage_plugin=STORAGES[storage])
     count = detection_count = 0

@@ -8,6 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from seg2track_ros.argtypes import positive_int
+
 MODES = {
     # objects, frames (after warm-up), warm-up, memory lengths, latency objects/frames
     "quick": {
@@ -59,9 +61,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default="off",
         help="torch.compile the image encoder and the per-object heads (bucketed batches)",
     )
-    parser.add_argument("--objects", type=int, nargs="+", help="override the object counts")
-    parser.add_argument("--lengths", type=int, nargs="+", help="override the memory lengths")
-    parser.add_argument("--frames", type=int, help="override the measured frames per count")
+    parser.add_argument(
+        "--objects", type=positive_int, nargs="+", help="override the object counts"
+    )
+    parser.add_argument(
+        "--lengths", type=positive_int, nargs="+", help="override the memory lengths"
+    )
+    parser.add_argument(
+        "--frames", type=positive_int, help="override the measured frames per count"
+    )
     parser.add_argument(
         "--skip", nargs="*", default=[], choices=["speed", "memory", "latency", "host"]
     )

@@ -91,6 +91,7 @@ def measure_latency(
     executor.add_node(node)
     qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
     arrivals: dict[int, float] = {}
+    measured = False
 
     def on_tracks(msg: TrackedObjectArray) -> None:
         arrivals[msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = time.time()
@@ -152,11 +153,13 @@ def measure_latency(
                 sent.append(publish())
             spin_until(lambda: all(s in arrivals for s in sent), 30)
         latencies = [(arrivals[s] * 1e9 - s) / 1e6 for s in sent if s in arrivals]
+        measured = True
     finally:
         executor.shutdown()
         node.destroy_node()
         context.try_shutdown()
         stop_node(process)
+        log.finish(succeeded=measured)  # a temporary log is kept only after a failure
     return LatencyResult(
         mode, objects, rate_hz if mode == "realtime" else None, len(sent), latencies
     )

@@ -11,7 +11,9 @@ import argparse
 from dataclasses import fields
 from pathlib import Path
 
+from seg2track_ros.argtypes import positive_int
 from seg2track_ros.datasets.simulate import NoiseConfig, simulate_file
+from seg2track_ros.errors import make_parent_folder
 
 NAME = "simulate-detections"
 
@@ -91,7 +93,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument(
         "--frames",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="frames to simulate, when the sequence runs past its last annotated frame"
@@ -110,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         false_positive_score_beta=tuple(args.fp_score_beta),
         mask_radius=args.erode_dilate,
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    make_parent_folder(args.out, "detections")
     simulate_file(args.gt, args.out, config, args.seed, frame_count=args.frames)
     print(args.out)
     return 0

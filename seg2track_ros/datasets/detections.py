@@ -9,6 +9,7 @@ would take gigabytes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal, get_args
@@ -21,6 +22,8 @@ from seg2track_ros.datasets.mot_det import read_mot_det
 from seg2track_ros.datasets.records import BoxDetection, MaskDetection, decode_masks
 from seg2track_ros.datasets.trackrcnn import read_trackrcnn
 from seg2track_ros.engine.types import Detections
+
+_LOG = logging.getLogger(__name__)
 
 DetectionFormat = Literal["trackrcnn", "kitti_boxes", "mot_det"]
 DETECTION_FORMATS: tuple[str, ...] = get_args(DetectionFormat)
@@ -63,6 +66,10 @@ class DetectionSequence(Mapping[int, Detections]):
             masks=masks,
         )
 
+    def count_at(self, frame: int) -> int:
+        """How many detections the frame has (without building them)."""
+        return len(self._frames.get(frame, ()))
+
     def detections_at(self, frame: int) -> Detections:
         """The frame's detections, empty (with (0, H, W) masks where masks exist) if none."""
         if frame in self._frames:
@@ -97,15 +104,38 @@ def read_detections(
     (ignored by the other formats). Boxes are xyxy float32; TrackR-CNN masks are decoded
     per frame on access. Raises FormatError at the first bad line.
     """
+    size = None
     if fmt == "trackrcnn":
+        frames: Mapping[int, Sequence[MaskDetection] | Sequence[BoxDetection]]
         frames = read_trackrcnn(path)
         first = next((records[0] for records in frames.values()), None)
         size = None if first is None else (first.height, first.width)
-        return DetectionSequence(frames, size)
-    if fmt == "kitti_boxes":
-        return DetectionSequence(read_kitti_boxes(path))
-    if fmt == "mot_det":
-        return DetectionSequence(read_mot_det(path, class_id=class_id))
-    raise DatasetError(
-        f"unknown detection format {fmt!r}; expected one of {', '.join(DETECTION_FORMATS)}"
-    )
+    elif fmt == "kitti_boxes":
+        frames = read_kitti_boxes(path)
+    elif fmt == "mot_det":
+        frames = read_mot_det(path, class_id=class_id)
+    else:
+        raise DatasetError(
+            f"unknown detection format {fmt!r}; expected one of {', '.join(DETECTION_FORMATS)}"
+        )
+    _warn_about(path, frames)
+    return DetectionSequence(frames, size)
+
+
+def _warn_about(
+    path: str | Path, frames: Mapping[int, Sequence[MaskDetection] | Sequence[BoxDetection]]
+) -> None:
+    """Inputs that parse but are probably not what the user meant: an empty file, and
+    scores outside [0, 1] (every threshold compares a score in [0, 1], so logits or
+    percentages would pass every threshold or none)."""
+    if not frames:
+        _LOG.warning(f"{path} holds no detections: nothing will be tracked")
+        return
+    scores = np.array([record.score for records in frames.values() for record in records])
+    outside = (scores < 0.0) | (scores > 1.0)
+    if outside.any():
+        _LOG.warning(
+            f"{path}: {int(outside.sum())} of {scores.size} detection scores are outside"
+            f" [0, 1] (from {scores.min():g} to {scores.max():g}); thresholds expect"
+            " probabilities in [0, 1] (logits or percentages?)"
+        )

@@ -167,6 +167,8 @@ class WriteSummary:
     skipped_empty: int = 0  # objects whose mask was empty (or entirely overlapped)
     overlap_pixels: int = 0  # pixels claimed by a second object, given to the first
     object_ids: dict[tuple[str, int], int] = field(default_factory=dict)
+    # Set by results.ResultsRecorder: class -> distinct tracks its class map left out.
+    unmapped_tracks: dict[str, int] = field(default_factory=dict)
 
     @property
     def skipped_class_objects(self) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
-from seg2track_ros.engine.config import MODEL_SIZES, EngineConfig
+from seg2track_ros.engine.config import MAX_IMAGE_SIZE, MODEL_SIZES, EngineConfig
 from seg2track_ros.params import (
     CHOICES,
     NodeSettings,
@@ -51,6 +51,9 @@ NODE_DESCRIPTIONS = {
     " ...), detection-masks (no model: each detection's filled box is its mask, coasting"
     " between detections), or one another package registers in the entry-point group"
     " seg2track_ros.segmenters",
+    "class_map": "rename detection classes before tracking, so a benchmark class's thresholds"
+    " apply: empty = keep the detector's classes; 'coco' (person/0 -> pedestrian, car/2 ->"
+    " car), items like 'coco,truck=car', or a YAML file; other classes keep their name",
     "inject_fault_every": "test hook, 0 (default) = off: every N-th frame the engine fails"
     " inside Tracker.step with an injected exception, to check that a fault costs only its"
     " frame",
@@ -61,7 +64,8 @@ SEGMENTER_DESCRIPTIONS = {
     "checkpoint": "checkpoint file; empty: the default cache location for the model;"
     " 'random': random weights, meaningless masks (tests and benchmarks only)",
     "device": "auto (CUDA when available), cpu, cuda or cuda:N",
-    "image_size": "side of the square image SAM 2 sees (official models: 1024)",
+    "image_size": "side of the square image SAM 2 sees (official models: 1024; at most"
+    f" {MAX_IMAGE_SIZE}: memory and time grow with its square)",
     "bf16": "bfloat16 autocast on CUDA",
     "compile": (
         "torch.compile the image encoder and the per-object heads over bucketed object"
@@ -128,7 +132,7 @@ FLOAT_RANGES = {
     "diagnostics_period": (0.1, 60.0),
 }
 INT_RANGES = {
-    "image_size": (64, 4096, 64),
+    "image_size": (64, MAX_IMAGE_SIZE, 64),
     "max_conditioning_frames": (1, 64, 1),
     "max_object_pointers": (2, 64, 1),
     "objects_per_call": (0, 1024, 1),

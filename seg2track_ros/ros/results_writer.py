@@ -11,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from seg2track_msgs.msg import TrackedObjectArray
 
+from seg2track_ros.classmap import DEFAULT_SPEC, describe_unmapped, parse_class_map
 from seg2track_ros.engine.types import TrackState
 from seg2track_ros.results import ResultRow, ResultsRecorder, parse_states
 from seg2track_ros.ros import shutdown
@@ -41,9 +43,25 @@ class ResultsWriterNode(Node):
         self.declare_parameter("format", "kitti_mots")
         self.declare_parameter("states", "confirmed,occluded,lost")
         self.declare_parameter("bag", "")
+        self.declare_parameter(
+            "class_map",
+            DEFAULT_SPEC,
+            ParameterDescriptor(
+                description="detector class -> benchmark class: 'coco' (person/0 ->"
+                " pedestrian, car/2 -> car), 'none', items like 'coco,truck=car', or a"
+                " YAML file; tracks of unmapped classes are left out, warned and counted"
+            ),
+        )
         path = Path(self.get_parameter("results").value)
         states = parse_states(self.get_parameter("states").value)
-        self._recorder = ResultsRecorder(path, self.get_parameter("format").value, states)
+        class_map = parse_class_map(self.get_parameter("class_map").value)
+        self._recorder = ResultsRecorder(
+            path,
+            self.get_parameter("format").value,
+            states,
+            class_map,
+            warn=self.get_logger().warning,
+        )
         self._frame_of: dict[int, int] | None = None
         bag = self.get_parameter("bag").value
         if bag:
@@ -72,7 +90,11 @@ class ResultsWriterNode(Node):
 
     def close(self) -> None:
         summary = self._recorder.close()
-        self.get_logger().info(f"wrote {summary.lines} lines for {summary.frames} frames")
+        unmapped = describe_unmapped(summary.unmapped_tracks)
+        self.get_logger().info(
+            f"wrote {summary.lines} lines for {summary.frames} frames"
+            + (f"; {unmapped}" if unmapped else "")
+        )
 
 
 def main(args=None, signals: ShutdownSignals | None = None) -> None:

@@ -31,6 +31,7 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
+from seg2track_ros.classmap import DetectionClassMapper, parse_class_map
 from seg2track_ros.engine.checkpoints import CheckpointError
 from seg2track_ros.engine.config import ConfigError, EngineConfig
 from seg2track_ros.engine.tracker import TrackerStepError
@@ -106,6 +107,8 @@ class _Stats:
     callback_errors: collections.Counter = field(default_factory=collections.Counter)
     images_without_detections: collections.Counter = field(default_factory=collections.Counter)
     queue_bytes_peak: int = 0  # most image bytes ever waiting to be tracked
+    # Tracked, but outside what every threshold assumes (logits? percentages?).
+    detection_scores_outside_0_1: int = 0
 
 
 _UNPAIRED_WHY = {
@@ -122,6 +125,7 @@ class TrackerNode(LifecycleNode):
         self.add_post_set_parameters_callback(self._on_parameters_set)
         self._config: EngineConfig | None = None
         self._settings: NodeSettings | None = None
+        self._class_mapper: DetectionClassMapper | None = None
         self._tracker = None
         self._segmenter = None
         self._engine_lock = threading.Lock()
@@ -185,6 +189,11 @@ class TrackerNode(LifecycleNode):
         )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_QOS)
         self._converter = ImageConverter(max_pixels=settings.max_image_pixels)
+        self._class_mapper = (
+            DetectionClassMapper(parse_class_map(settings.class_map), self.get_logger().warning)
+            if settings.class_map
+            else None
+        )
         self._sync = StampSynchronizer(
             slop_ns=int(settings.sync_slop * 1e9),
             timeout_ns=int(settings.sync_timeout * 1e9),
@@ -465,6 +474,18 @@ class TrackerNode(LifecycleNode):
                 frame.detections_msg, width, height, settings.max_detections
             )
             detections = converted.detections
+            if self._class_mapper is not None:
+                detections = self._class_mapper(detections)
+            outside = int(((detections.scores < 0.0) | (detections.scores > 1.0)).sum())
+            if outside:
+                with self._stats_lock:
+                    self._stats.detection_scores_outside_0_1 += outside
+                self._warn(
+                    "score_range",
+                    f"{outside} detection score(s) outside [0, 1] (tracked as given): the"
+                    " thresholds expect probabilities; does the detector publish logits or"
+                    " percentages?",
+                )
             for reason, count in converted.rejected.items():
                 self._reject(reason, f"{count} detection(s) dropped: {reason}", count)
             if converted.rotated and not self._warned_rotated:
@@ -688,6 +709,7 @@ class TrackerNode(LifecycleNode):
                 "active_tracks": stats.active_tracks,
                 "queue_bytes": self._queue_bytes,
                 "queue_bytes_peak": stats.queue_bytes_peak,
+                "detection_scores_outside_0_1": stats.detection_scores_outside_0_1,
                 **{f"rejected_{reason}": n for reason, n in sorted(stats.rejected.items())},
                 **{
                     f"images_without_detections_{why}": n

@@ -65,9 +65,10 @@ class NodeDriver:
         tag = f"{label.replace('-', '_')}_{os.getpid()}"
         self.namespace = f"s2t_stress_{tag}"
         self.node_name = f"stress_{tag}"
-        self.process, self.log_path = start_tracker_node(
+        self.process, self.node_log = start_tracker_node(
             self.namespace, ReplayOptions(lockstep=lockstep, overrides=dict(params)), self.node_name
         )
+        self.log_path = self.node_log.path
         self.pid = self.process.pid
         self._context = Context()
         rclpy.init(context=self._context)
@@ -142,7 +143,7 @@ class NodeDriver:
         """Until the node subscribes to both inputs (it configured and activated)."""
         ready = self.spin_until(self.subscribed, timeout)
         if not ready:
-            failure = configure_failure(self.log_path)
+            failure = configure_failure(self.node_log)
             why = failure or ("exited" if not self.alive() else f"not ready after {timeout:.0f} s")
             raise StressError(f"tracker_node {why}:\n{self.log_tail()}")
 
