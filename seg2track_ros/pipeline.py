@@ -16,6 +16,7 @@ from seg2track_ros.datasets import DetectionSequence, WriteSummary
 from seg2track_ros.engine.config import EngineConfig
 from seg2track_ros.engine.types import TrackState
 from seg2track_ros.errors import UserFacingError
+from seg2track_ros.frames import FrameSource
 from seg2track_ros.results import DEFAULT_STATES, ResultsRecorder
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -69,7 +70,7 @@ def run_sequence(
     detections: DetectionSequence,
     results: Path,
     *,
-    images: Sequence[Path] | None = None,
+    images: Sequence[Path] | FrameSource | None = None,
     segmenter: str = "sam2",
     fmt: str = "kitti_mots",
     states: Sequence[TrackState] = DEFAULT_STATES,
@@ -78,13 +79,16 @@ def run_sequence(
 ) -> RunSummary:
     """Track every frame in order and write the results file.
 
-    Without `images` (detection-masks only) frames are blank images of the size the
-    detections state, and the sequence ends at the last frame with detections unless
+    `images` are image paths or any ``FrameSource`` (an image folder, a video, a bag's
+    images). Without them (detection-masks only) frames are blank images of the size
+    the detections state, and the sequence ends at the last frame with detections unless
     `frames` says otherwise.
     """
+    import itertools
     import time
 
     from seg2track_ros.engine.tracker import Tracker
+    from seg2track_ros.frames import ImageFolder
 
     if images is None:
         if segmenter != "detection-masks":
@@ -93,21 +97,27 @@ def run_sequence(
             raise PipelineError("these detections do not state the image size; pass --images")
         count = frames if frames is not None else (max(detections.frames, default=-1) + 1)
         blank = np.zeros((*detections.image_size, 3), np.uint8)
+        source = itertools.repeat(blank)
     else:
+        if not isinstance(images, FrameSource):
+            images = ImageFolder(list(images))
         count = len(images) if frames is None else min(frames, len(images))
+        source = iter(images)
     tracker = Tracker(config.tracker, build_segmenter(config, segmenter))
     bar = _progress(progress, count)
     started = time.perf_counter()
+    tracked = 0
     with ResultsRecorder(results, fmt, states) as recorder:
-        for frame in range(count):
-            image = blank if images is None else load_rgb(images[frame])
+        # A video may decode fewer frames than its container states: stop there.
+        for frame, image in zip(range(count), source, strict=False):
             result = tracker.step(image, detections.detections_at(frame))
             recorder.add_tracks(frame, result.tracks)
+            tracked += 1
             bar.update(1)
         summary = recorder.close()
     bar.close()
     elapsed_ms = (time.perf_counter() - started) * 1000
-    return RunSummary(count, summary, elapsed_ms / max(count, 1))
+    return RunSummary(tracked, summary, elapsed_ms / max(tracked, 1))
 
 
 def _progress(enabled: bool, total: int):

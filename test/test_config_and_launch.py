@@ -159,3 +159,81 @@ def test_kitti_replay_launch_plays_the_bag_into_tracker_and_results_writer():
     assert "'kitti.yaml'" in ast.unparse(tree) and "'bag', 'play'" in ast.unparse(tree)
     # results_writer and tracker_node agree on the topic: node-relative `tracks`
     assert "tracks" in (REPO_ROOT / "seg2track_ros" / "ros" / "results_writer.py").read_text()
+
+
+class _Recorded:
+    """Stand-in for a `launch` class (not installable here): records its arguments."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+def _stand_in_module(name: str):
+    import types
+
+    module = types.ModuleType(name)
+    classes: dict[str, type] = {}
+
+    def __getattr__(attr: str) -> type:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return classes.setdefault(attr, type(attr, (_Recorded,), {}))
+
+    module.__getattr__ = __getattr__
+    return module
+
+
+def _launch_description(monkeypatch, name: str):
+    import sys
+
+    for module in (
+        "launch",
+        "launch.actions",
+        "launch.event_handlers",
+        "launch.substitutions",
+        "launch_ros",
+        "launch_ros.actions",
+        "launch_ros.substitutions",
+    ):
+        monkeypatch.setitem(sys.modules, module, _stand_in_module(module))
+    namespace: dict = {}
+    source = (SHARE / "launch" / name).read_text()
+    exec(compile(source, name, "exec"), namespace)
+    return namespace["generate_launch_description"]()
+
+
+def _walk(item):
+    yield item
+    if isinstance(item, _Recorded):
+        for value in (*item.args, *item.kwargs.values()):
+            yield from _walk(value)
+    elif isinstance(item, list | tuple):
+        for value in item:
+            yield from _walk(value)
+
+
+def test_kitti_replay_launch_ends_when_the_bag_ends(monkeypatch):
+    """Issue 12: the launch ran on after the bag ended. Now results_writer's exit (the
+    last frame written) shuts it down, and so does the end of `ros2 bag play` after the
+    `drain` time."""
+    description = _launch_description(monkeypatch, "kitti_replay.launch.py")
+    items = list(_walk(description))
+    handlers = [i.args[0] for i in items if type(i).__name__ == "RegisterEventHandler"]
+    on_exit = {}
+    for handler in handlers:
+        assert type(handler).__name__ == "OnProcessExit"
+        target = handler.kwargs["target_action"]
+        shutdowns = [i for i in _walk(handler.kwargs["on_exit"]) if type(i).__name__ == "Shutdown"]
+        assert shutdowns, "an OnProcessExit handler that does not shut the launch down"
+        if type(target).__name__ == "ExecuteProcess":
+            on_exit["play"] = handler
+            assert target.kwargs["cmd"][:3] == ["ros2", "bag", "play"]
+        else:
+            on_exit[target.kwargs["executable"]] = handler
+    assert set(on_exit) == {"play", "results_writer"}
+    # The bag's end waits `drain` seconds for the last outputs before shutting down.
+    (timer,) = on_exit["play"].kwargs["on_exit"]
+    assert type(timer).__name__ == "TimerAction"
+    assert timer.kwargs["period"].args == ("drain",)
+    declared = {i.args[0] for i in items if type(i).__name__ == "DeclareLaunchArgument"}
+    assert {"bag", "results", "params_file", "rate", "drain"} <= declared

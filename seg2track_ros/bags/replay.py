@@ -61,17 +61,20 @@ def replay_bag(
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rclpy.serialization import deserialize_message
     from seg2track_msgs.msg import TrackedObjectArray
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CompressedImage, Image
     from vision_msgs.msg import Detection2DArray
 
     pairs = list(read_pairs(bag, image_topic))
     if not pairs:
         raise ReplayError(f"bag {bag} has no images")
+    # A bag of CompressedImage (kitti-to-bag --compressed, most camera recordings) is
+    # played as such: the node subscribes to image/compressed and decodes it.
+    compressed = pairs[0].compressed
     if options.rate <= 0:
         raise ReplayError("rate must be > 0")
     frame_of = {pair.stamp_ns: index for index, pair in enumerate(pairs)}
     namespace = f"seg2track_replay_{os.getpid()}"
-    process, log = start_tracker_node(namespace, options)
+    process, log = start_tracker_node(namespace, options, compressed=compressed)
     context = Context()
     rclpy.init(context=context)
     node = Node("seg2track_replay", context=context)
@@ -90,7 +93,10 @@ def replay_bag(
         on_tracks(frame, message, raw)
 
     node.create_subscription(TrackedObjectArray, f"/{namespace}/tracks", on_raw, qos, raw=True)
-    images = node.create_publisher(Image, f"/{namespace}/image", qos)
+    if compressed:
+        images = node.create_publisher(CompressedImage, f"/{namespace}/image/compressed", qos)
+    else:
+        images = node.create_publisher(Image, f"/{namespace}/image", qos)
     detections = node.create_publisher(Detection2DArray, f"/{namespace}/detections", qos)
 
     def spin_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -140,8 +146,11 @@ def _publish(images, detections, pair: BagMessagePair) -> None:
         detections.publish(pair.detections_cdr)
 
 
-def start_tracker_node(namespace: str, options: ReplayOptions) -> tuple[subprocess.Popen, Path]:
-    """tracker_node as a subprocess in `namespace`, its output in a log file."""
+def start_tracker_node(
+    namespace: str, options: ReplayOptions, *, compressed: bool = False
+) -> tuple[subprocess.Popen, Path]:
+    """tracker_node as a subprocess in `namespace`, its output in a log file; with
+    `compressed` it takes sensor_msgs/CompressedImage on image/compressed."""
     executable = shutil.which("tracker_node")
     if executable is None:
         raise ReplayError(
@@ -157,6 +166,7 @@ def start_tracker_node(namespace: str, options: ReplayOptions) -> tuple[subproce
         "mode": "lockstep" if options.lockstep else "realtime",
         "input_reliability": "reliable",
         "image_topic": "image",
+        "image_transport": "compressed" if compressed else "raw",
         "detections_topic": "detections",
         "autostart": True,
     }
