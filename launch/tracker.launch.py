@@ -3,8 +3,10 @@
     ros2 launch seg2track_ros tracker.launch.py \
         image_topic:=/camera/image_raw detections_topic:=/yolo/detections
 
-model, checkpoint, device, mode and publish_overlay override the same parameters
-in params_file when given; left empty, params_file's values stand.
+model, checkpoint, device, mode, publish_overlay and image_transport override the same
+parameters in params_file when given; left empty, params_file's values stand. With
+image_transport:=compressed the node takes sensor_msgs/CompressedImage from
+<image_topic>/compressed.
 """
 
 from launch import LaunchDescription
@@ -19,6 +21,8 @@ PARAMETER_ARGUMENTS = {
     "device": "auto, cpu, cuda or cuda:N",
     "mode": "realtime (newest frame, drops older ones) or lockstep (every frame, in order)",
     "publish_overlay": "true to publish the bgr8 overlay image",
+    "image_transport": "raw (sensor_msgs/Image on image_topic) or compressed"
+    " (sensor_msgs/CompressedImage on image_topic/compressed)",
 }
 BOOLEAN_PARAMETERS = {"publish_overlay"}
 
@@ -43,6 +47,7 @@ def _tracker_node(context):
     overrides = _parameter_overrides(context)
     if overrides:
         parameters.append(overrides)
+    image_topic = LaunchConfiguration("image_topic").perform(context)
     return [
         Node(
             package="seg2track_ros",
@@ -52,6 +57,8 @@ def _tracker_node(context):
             parameters=parameters,
             remappings=[
                 ("image", LaunchConfiguration("image_topic")),
+                # image_transport's name for the compressed stream of the same topic
+                ("image/compressed", image_topic.rstrip("/") + "/compressed"),
                 ("detections", LaunchConfiguration("detections_topic")),
             ],
             arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],

@@ -159,3 +159,20 @@ def test_package_xml_python_keys_are_the_readme_keys_and_numpy_is_pinned():
     # Libraries with an apt key come from apt, not pip (pip's would pull NumPy 2).
     for name in ("scipy", "opencv", "matplotlib", "tqdm", "pillow"):
         assert f" {name}" not in pip, name
+
+
+def test_rviz_config_is_installed_and_shows_the_image_outputs():
+    """config/seg2track.rviz (setup.py data_files) shows `overlay` and `instance_labels`
+    as Image displays with the node's output QoS (reliable)."""
+    import yaml
+
+    share = Path(get_package_share_directory("seg2track_ros"))
+    installed = share / "config" / "seg2track.rviz"
+    assert installed.read_text() == (REPO_ROOT / "config" / "seg2track.rviz").read_text()
+    config = yaml.safe_load(installed.read_text())
+    displays = config["Visualization Manager"]["Displays"]
+    images = {d["Topic"]["Value"]: d for d in displays if d["Class"].endswith("/Image")}
+    assert set(images) == {"/overlay", "/instance_labels"}
+    for display in images.values():
+        assert display["Enabled"] is True
+        assert display["Topic"]["Reliability Policy"] == "Reliable"
