@@ -3,7 +3,7 @@
     ros2 launch seg2track_ros tracker.launch.py \
         image_topic:=/camera/image_raw detections_topic:=/yolo/detections
 
-model, checkpoint, device, mode, publish_overlay and image_transport override the same
+model, checkpoint, device, image_size, mode, publish_overlay and image_transport override the same
 parameters in params_file when given; left empty, params_file's values stand. With
 image_transport:=compressed the node takes sensor_msgs/CompressedImage from
 <image_topic>/compressed.
@@ -19,12 +19,14 @@ PARAMETER_ARGUMENTS = {
     "model": "SAM 2.1 size: tiny, small, base_plus or large",
     "checkpoint": "checkpoint file; 'random' for random weights (tests and benchmarks only)",
     "device": "auto, cpu, cuda or cuda:N",
+    "image_size": "side of the square image SAM 2 sees (1024; 256-512 for a look on a CPU)",
     "mode": "realtime (newest frame, drops older ones) or lockstep (every frame, in order)",
     "publish_overlay": "true to publish the bgr8 overlay image",
     "image_transport": "raw (sensor_msgs/Image on image_topic) or compressed"
     " (sensor_msgs/CompressedImage on image_topic/compressed)",
 }
 BOOLEAN_PARAMETERS = {"publish_overlay"}
+INTEGER_PARAMETERS = {"image_size"}
 
 
 def _parameter_overrides(context) -> dict:
@@ -37,6 +39,10 @@ def _parameter_overrides(context) -> dict:
             if value.lower() not in ("true", "false"):
                 raise ValueError(f"launch argument {name} must be true or false, got '{value}'")
             overrides[name] = value.lower() == "true"
+        elif name in INTEGER_PARAMETERS:
+            if not value.isdigit():
+                raise ValueError(f"launch argument {name} must be an integer, got '{value}'")
+            overrides[name] = int(value)
         else:
             overrides[name] = value
     return overrides

@@ -314,7 +314,12 @@ def test_tracker_launch_remaps_the_compressed_topic_with_the_image_topic(monkeyp
     function = opaque.kwargs["function"]
     monkeypatch.setitem(function.__globals__, "LaunchConfiguration", Configuration)
     context = {name: "" for name in arguments}
-    context.update(params_file="p.yaml", image_topic="/cam/image_raw", image_transport="compressed")
+    context.update(
+        params_file="p.yaml",
+        image_topic="/cam/image_raw",
+        image_transport="compressed",
+        image_size="512",
+    )
     (node,) = function(context)
     remaps = {
         source: target if isinstance(target, str) else target.perform(context)
@@ -322,5 +327,9 @@ def test_tracker_launch_remaps_the_compressed_topic_with_the_image_topic(monkeyp
     }
     assert remaps["image"] == "/cam/image_raw"
     assert remaps["image/compressed"] == "/cam/image_raw/compressed"
-    assert node.kwargs["parameters"] == ["p.yaml", {"image_transport": "compressed"}]
+    # image_size reaches the node as an integer (a string would fail its type check).
+    assert node.kwargs["parameters"] == [
+        "p.yaml",
+        {"image_size": 512, "image_transport": "compressed"},
+    ]
     assert "launch" in sys.modules  # the stand-ins, removed again by monkeypatch
