@@ -154,3 +154,19 @@ def test_render_cli_reports_the_codec(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "avc1" in captured.out or ("mp4v" in captured.out and "note:" in captured.err)
     assert cv2.VideoCapture(str(out)).isOpened()
+
+
+def test_readme_colour_map_is_the_one_drawn():
+    """The README's colour map (hue (i * 0.618034) mod 1, saturation 0.85, value 1) is
+    what overlay, render and colour_labels use, so users can colour instance_labels."""
+    import colorsys
+
+    from conftest import REPO_ROOT
+
+    readme = " ".join((REPO_ROOT / "README.md").read_text().split())
+    assert "hue `(i * 0.618034) mod 1`" in readme
+    assert "saturation 0.85, value 1.0" in readme
+    for track_id in (1, 2, 7, 1000, 65535):
+        r, g, b = colorsys.hsv_to_rgb((track_id * 0.618034) % 1.0, 0.85, 1.0)
+        expected = np.array([b, g, r]) * 255
+        np.testing.assert_allclose(track_colour(track_id), expected, atol=1.01)
