@@ -357,12 +357,16 @@ class TrackerNode(LifecycleNode):
             self._stats.images_missed += missing
         if missing:
             period_ms = self._gaps.period_ns / 1e6
+            advice = (
+                "with best_effort input QoS consider input_reliability reliable"
+                if self._settings.input_reliability == "best_effort"
+                else "the input is reliable, so the publisher (or recording) skipped them"
+            )
             self._warn(
                 "images_missed",
                 f"{missing} image(s) missing before stamp {stamp / 1e9:.3f} s (the stamps"
-                f" jumped {missing + 1} periods of {period_ms:.1f} ms): lost before reaching"
-                " the node; with best_effort input QoS consider input_reliability reliable"
-                " (see the README, 'Lost images')",
+                f" jumped {missing + 1} periods of {period_ms:.1f} ms): {advice} (see the"
+                " README, 'Lost images')",
             )
         try:
             rgb = convert(msg)
