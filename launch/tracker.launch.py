@@ -3,8 +3,10 @@
     ros2 launch seg2track_ros tracker.launch.py \
         image_topic:=/camera/image_raw detections_topic:=/yolo/detections
 
-segmenter, model, checkpoint, device, mode and publish_overlay override the same parameters
-in params_file when given; left empty, params_file's values stand.
+segmenter, model, checkpoint, device, image_size, mode, publish_overlay and image_transport
+override the same parameters in params_file when given; left empty, params_file's values
+stand. With image_transport:=compressed the node takes sensor_msgs/CompressedImage from
+<image_topic>/compressed.
 """
 
 from launch import LaunchDescription
@@ -18,10 +20,14 @@ PARAMETER_ARGUMENTS = {
     "model": "SAM 2.1 size: tiny, small, base_plus or large",
     "checkpoint": "checkpoint file; 'random' for random weights (tests and benchmarks only)",
     "device": "auto, cpu, cuda or cuda:N",
+    "image_size": "side of the square image SAM 2 sees (1024; 256-512 for a look on a CPU)",
     "mode": "realtime (newest frame, drops older ones) or lockstep (every frame, in order)",
     "publish_overlay": "true to publish the bgr8 overlay image",
+    "image_transport": "raw (sensor_msgs/Image on image_topic) or compressed"
+    " (sensor_msgs/CompressedImage on image_topic/compressed)",
 }
 BOOLEAN_PARAMETERS = {"publish_overlay"}
+INTEGER_PARAMETERS = {"image_size"}
 
 
 def _parameter_overrides(context) -> dict:
@@ -34,6 +40,10 @@ def _parameter_overrides(context) -> dict:
             if value.lower() not in ("true", "false"):
                 raise ValueError(f"launch argument {name} must be true or false, got '{value}'")
             overrides[name] = value.lower() == "true"
+        elif name in INTEGER_PARAMETERS:
+            if not value.isdigit():
+                raise ValueError(f"launch argument {name} must be an integer, got '{value}'")
+            overrides[name] = int(value)
         else:
             overrides[name] = value
     return overrides
@@ -44,6 +54,7 @@ def _tracker_node(context):
     overrides = _parameter_overrides(context)
     if overrides:
         parameters.append(overrides)
+    image_topic = LaunchConfiguration("image_topic").perform(context)
     return [
         Node(
             package="seg2track_ros",
@@ -53,6 +64,8 @@ def _tracker_node(context):
             parameters=parameters,
             remappings=[
                 ("image", LaunchConfiguration("image_topic")),
+                # image_transport's name for the compressed stream of the same topic
+                ("image/compressed", image_topic.rstrip("/") + "/compressed"),
                 ("detections", LaunchConfiguration("detections_topic")),
             ],
             arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],

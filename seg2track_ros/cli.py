@@ -98,7 +98,39 @@ def run_download_checkpoints(args: argparse.Namespace) -> int:
     return 0
 
 
-DET_FORMATS = {"trackrcnn": "trackrcnn", "kitti": "kitti_boxes", "mot": "mot_det"}
+DET_FORMAT_HELP = (
+    "detections file format: trackrcnn, boxes (frame x0 y0 x1 y1 score class_id),"
+    " mot_det (MOTChallenge det.txt) or kitti_tracking (KITTI tracking labels/results);"
+    " README 'Detection file formats' has an example line of each. Deprecated names:"
+    " kitti (= boxes), mot (= mot_det)"
+)
+
+
+def _det_format(name: str) -> str:
+    """argparse type of --det-format: the format's name; a deprecated alias warns on
+    stderr and gives the format it stands for."""
+    from seg2track_ros.datasets import DatasetError, canonical_format
+
+    try:
+        fmt, note = canonical_format(name)
+    except DatasetError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if note is not None:
+        print(f"{PROG}: warning: {note}", file=sys.stderr)
+    return fmt
+
+
+def _add_det_format(parser: argparse.ArgumentParser, default: str) -> None:
+    from seg2track_ros.datasets import DETECTION_FORMATS
+
+    parser.add_argument(
+        "--det-format",
+        type=_det_format,
+        choices=DETECTION_FORMATS,
+        default=default,
+        metavar="{" + ",".join(DETECTION_FORMATS) + "}",
+        help=f"{DET_FORMAT_HELP} (default: {default})",
+    )
 
 
 def _add_params_options(parser: argparse.ArgumentParser) -> None:
@@ -107,7 +139,9 @@ def _add_params_options(parser: argparse.ArgumentParser) -> None:
         type=Path,
         action="append",
         default=[],
-        help="tracker_node parameters YAML (repeatable; later files win), as for ros2 launch",
+        help="tracker_node parameters YAML (repeatable; later files win), as for ros2 launch;"
+        " a shipped config by name (kitti.yaml, config/kitti.yaml) resolves from the"
+        " installed share folder when no such file is here",
     )
     parser.add_argument(
         "--set",
@@ -120,9 +154,30 @@ def _add_params_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict:
-    from seg2track_ros.params import parse_assignment
+    from seg2track_ros.params import parse_assignment, resolve_params_file
 
+    # Resolved here, where every command that takes --params passes, so run and replay
+    # (and the node replay starts) read the same files.
+    args.params = [resolve_params_file(path) for path in args.params]
     return dict(parse_assignment(text) for text in args.assignments)
+
+
+def _write_run_record(args: argparse.Namespace, overrides: dict, inputs: dict) -> None:
+    """``<results>.run.yaml``: the command and parameters behind the results (what
+    `seg2track evaluate` puts in report.md)."""
+    from seg2track_ros.params import default_values, merged_values
+    from seg2track_ros.provenance import write_record
+
+    values = merged_values(args.params, overrides)
+    inputs = {**inputs, "params": ", ".join(str(p) for p in args.params) or None}
+    path = write_record(
+        args.results,
+        getattr(args, "command_line", PROG),
+        values,
+        default_values(values["tracker.class_ids"]),
+        inputs,
+    )
+    print(f"recorded the command and parameters in {path}")
 
 
 def _add_results_options(parser: argparse.ArgumentParser) -> None:
@@ -162,9 +217,7 @@ def add_kitti_to_bag(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--images", type=Path, required=True, help="folder of frames, in order")
     parser.add_argument("--detections", type=Path, required=True, help="detections file")
-    parser.add_argument(
-        "--det-format", choices=sorted(DET_FORMATS), default="trackrcnn", help="detections format"
-    )
+    _add_det_format(parser, "trackrcnn")
     parser.add_argument("--out", type=Path, required=True, help="bag folder to create")
     parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
     parser.add_argument(
@@ -175,6 +228,12 @@ def add_kitti_to_bag(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--image-topic", default="/kitti/camera_color_left/image_raw")
     parser.add_argument("--frame-id", default="camera_color_left")
+    parser.add_argument(
+        "--compressed",
+        choices=["jpeg", "png"],
+        help="write sensor_msgs/CompressedImage on <image-topic>/compressed (as a camera's"
+        " image_transport records them; jpeg at quality 95) instead of raw bgr8 Images",
+    )
     parser.set_defaults(handler=run_kitti_to_bag)
 
 
@@ -184,7 +243,7 @@ def run_kitti_to_bag(args: argparse.Namespace) -> int:
     from seg2track_ros.pipeline import check_image_sizes, list_images, load_rgb
 
     images = list_images(args.images)
-    detections = read_detections(args.detections, DET_FORMATS[args.det_format])
+    detections = read_detections(args.detections, args.det_format)
     _warn_detections_past_images(detections, len(images), args.detections)
     check_image_sizes(images, detections.image_size, str(args.detections))
     stamps = (
@@ -206,6 +265,7 @@ def run_kitti_to_bag(args: argparse.Namespace) -> int:
         storage=args.storage,
         image_topic=args.image_topic,
         frame_id=args.frame_id,
+        compressed=args.compressed,
     )
     print(f"wrote {summary.path}: {summary.frames} frames, {summary.detections} detections")
     return 0
@@ -224,9 +284,7 @@ def add_mots20_to_bag(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seq", type=Path, required=True, help="sequence folder")
     parser.add_argument("--detections", type=Path, help="detections (default: <seq>/det/det.txt)")
-    parser.add_argument(
-        "--det-format", choices=sorted(DET_FORMATS), default="mot", help="detections format"
-    )
+    _add_det_format(parser, "mot_det")
     parser.add_argument("--out", type=Path, required=True, help="bag folder to create")
     parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
     parser.set_defaults(handler=run_mots20_to_bag)
@@ -240,7 +298,7 @@ def run_mots20_to_bag(args: argparse.Namespace) -> int:
     info = read_seqinfo(args.seq / "seqinfo.ini")
     images = list_images(args.seq / info.im_dir)[: info.seq_length]
     det_path = args.detections or args.seq / "det" / "det.txt"
-    detections = read_detections(det_path, DET_FORMATS[args.det_format])
+    detections = read_detections(det_path, args.det_format)
     _warn_detections_past_images(detections, len(images), det_path)
     check_image_sizes(images, detections.image_size, str(det_path))
     frames = (
@@ -309,16 +367,21 @@ def add_run(subparsers: argparse._SubParsersAction) -> None:
             " --lockstep` through tracker_node."
         ),
     )
-    parser.add_argument(
+    frames = parser.add_mutually_exclusive_group()
+    frames.add_argument(
         "--images",
         type=Path,
-        help="folder of frames (optional with"
+        help="folder of frames, or a bag's images (raw or compressed; optional with"
         " --segmenter detection-masks: sizes come from the detections)",
     )
-    parser.add_argument("--detections", type=Path, required=True, help="detections file")
-    parser.add_argument(
-        "--det-format", choices=sorted(DET_FORMATS), default="trackrcnn", help="detections format"
+    frames.add_argument(
+        "--video",
+        type=Path,
+        help="video file (read by OpenCV): frame k of the video is frame k (from 0) of the"
+        " detections",
     )
+    parser.add_argument("--detections", type=Path, required=True, help="detections file")
+    _add_det_format(parser, "trackrcnn")
     parser.add_argument(
         "--segmenter",
         metavar="NAME",
@@ -338,8 +401,9 @@ def add_run(subparsers: argparse._SubParsersAction) -> None:
 def run_run(args: argparse.Namespace) -> int:
     from seg2track_ros.classmap import parse_class_map
     from seg2track_ros.datasets import read_detections
+    from seg2track_ros.frames import open_frames
     from seg2track_ros.params import config_from_params_files
-    from seg2track_ros.pipeline import list_images, run_sequence
+    from seg2track_ros.pipeline import run_sequence
     from seg2track_ros.results import parse_states, prepare_results_path
 
     overrides = _overrides(args)
@@ -351,9 +415,9 @@ def run_run(args: argparse.Namespace) -> int:
     prepare_results_path(args.results)
     summary = run_sequence(
         config,
-        read_detections(args.detections, DET_FORMATS[args.det_format]),
+        read_detections(args.detections, args.det_format),
         args.results,
-        images=list_images(args.images) if args.images else None,
+        images=open_frames(args.images, args.video) if args.images or args.video else None,
         segmenter=settings.segmenter,
         fmt=args.format,
         states=states,
@@ -367,6 +431,18 @@ def run_run(args: argparse.Namespace) -> int:
         f"tracked {summary.frames} frames ({summary.mean_frame_ms:.0f} ms/frame);"
         f" wrote {summary.results.lines} lines to {args.results}"
         f"{_unmapped_note(summary.results)}"
+    )
+    _write_run_record(
+        args,
+        overrides,
+        {
+            "images": args.images,
+            "video": args.video,
+            "detections": args.detections,
+            "det_format": args.det_format,
+            "segmenter": settings.segmenter,
+            "frames": summary.frames,
+        },
     )
     return 0
 
@@ -453,6 +529,17 @@ def run_replay(args: argparse.Namespace) -> int:
         f"replayed {summary.frames_sent} frames, {summary.tracks_received} answered;"
         f" wrote {written.lines} lines to {args.results}{_unmapped_note(written)}{kept}"
     )
+    _write_run_record(
+        args,
+        overrides,
+        {
+            "bag": args.bag,
+            "lockstep": args.lockstep,
+            "rate": None if args.lockstep else args.rate,
+            "frames_sent": summary.frames_sent,
+            "frames_answered": summary.tracks_received,
+        },
+    )
     return 0
 
 
@@ -486,7 +573,11 @@ def add_render(subparsers: argparse._SubParsersAction) -> None:
         help="MP4 of the frames with masks, ids and classes drawn",
         description="Draw each track's mask, id and class on its frames and write an MP4.",
     )
-    parser.add_argument("--images", type=Path, required=True, help="folder of frames")
+    frames = parser.add_mutually_exclusive_group(required=True)
+    frames.add_argument(
+        "--images", type=Path, help="folder of frames, or a bag's images (raw or compressed)"
+    )
+    frames.add_argument("--video", type=Path, help="video file (read by OpenCV)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--results", type=Path, help="results file (KITTI MOTS / MOTS20)")
     source.add_argument("--bag", type=Path, help="bag with `tracks` (replay --out-bag)")
@@ -499,17 +590,27 @@ def add_render(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--format", choices=["kitti_mots", "mots20"], default="kitti_mots")
     parser.add_argument(
-        "--fps", type=positive_float, default=10.0, help="frames per second (KITTI: 10)"
+        "--fps",
+        type=positive_float,
+        default=None,
+        help="frames per second (default: the --video's own rate, else 10 as KITTI)",
+    )
+    parser.add_argument(
+        "--codec",
+        choices=["auto", "avc1", "mp4v"],
+        default="auto",
+        help="auto: H.264 (avc1, plays in browsers and players) where this OpenCV build can"
+        " write it, else mp4v (MPEG-4 Part 2) with a note; or force one",
     )
     parser.add_argument("--out", type=Path, required=True, help="MP4 file to write")
     parser.set_defaults(handler=run_render)
 
 
 def run_render(args: argparse.Namespace) -> int:
-    from seg2track_ros.pipeline import list_images
+    from seg2track_ros.frames import VideoFile, open_frames
     from seg2track_ros.render import render_video, tracks_from_bag, tracks_from_results
 
-    images = list_images(args.images)
+    source = open_frames(args.images, args.video)
     unanswered = ""
     if args.bag:
         stamps = None
@@ -517,12 +618,13 @@ def run_render(args: argparse.Namespace) -> int:
             from seg2track_ros.bags.reader import read_image_stamps
 
             stamps = read_image_stamps(args.source_bag)
-            if len(stamps) != len(images):
+            if len(stamps) != len(source):
                 raise UserFacingError(
                     f"--source-bag {args.source_bag} has {len(stamps)} images but"
-                    f" {args.images} holds {len(images)}; give the bag made from these images"
+                    f" the {source.description} holds {len(source)}; give the bag made from"
+                    " these images"
                 )
-        from_bag = tracks_from_bag(args.bag, stamps, len(images))
+        from_bag = tracks_from_bag(args.bag, stamps, len(source))
         tracks = from_bag.frames
         if from_bag.unanswered:
             unanswered = (
@@ -531,8 +633,13 @@ def run_render(args: argparse.Namespace) -> int:
             )
     else:
         tracks = tracks_from_results(args.results, args.format)
-    count = render_video(images, tracks, args.out, args.fps)
-    print(f"wrote {args.out} ({count} frames{unanswered})")
+    fps = args.fps
+    if fps is None:
+        fps = source.fps if isinstance(source, VideoFile) and source.fps > 0 else 10.0
+    written = render_video(source, tracks, args.out, fps, codec=args.codec)
+    print(f"wrote {args.out} ({written.frames} frames, {written.codec}{unanswered})")
+    if written.note:
+        print(f"{PROG}: note: {written.note}", file=sys.stderr)
     return 0
 
 
@@ -611,7 +718,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Every error ends in one line on stderr and exit status 1: a typed error (USER_ERRORS)
     with its own message, anything else as an internal error naming its type. With
     ``--debug`` errors propagate, traceback and all."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    from seg2track_ros.provenance import command_line
+
+    args.command_line = command_line(argv, PROG)
     _log_to_stderr()
     if args.debug:
         return args.handler(args)

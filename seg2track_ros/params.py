@@ -34,6 +34,7 @@ class NodeSettings:
     """tracker_node settings that are not the engine's."""
 
     image_topic: str = "image"
+    image_transport: str = "raw"
     detections_topic: str = "detections"
     input_reliability: str = "best_effort"
     input_depth: int = 5
@@ -52,11 +53,13 @@ class NodeSettings:
     # seg2track_ros.segmenters (engine/registry.py): sam2, detection-masks, or a plugin's.
     segmenter: str = "sam2"
     class_map: str = ""
+    expected_image_rate: float = 0.0
 
 
 CHOICES = {
     "model": MODEL_SIZES,
     "input_reliability": ("best_effort", "reliable"),
+    "image_transport": ("raw", "compressed"),
     "mode": ("realtime", "lockstep"),
 }
 
@@ -212,6 +215,14 @@ def config_from_params_files(
 ) -> tuple[EngineConfig, NodeSettings]:
     """Configs from params files and overrides (later wins), exactly as tracker_node
     would build them: unknown names and values of the wrong type are refused."""
+    return config_from_values(merged_values(paths, overrides).__getitem__)
+
+
+def merged_values(
+    paths: Iterable[Path] = (), overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Every parameter's value after the params files and overrides (later wins), typed
+    as the node types them; unknown names and values of the wrong type are refused."""
     given: dict[str, Any] = {}
     for path in paths:
         given.update(load_params_file(path))
@@ -222,7 +233,7 @@ def config_from_params_files(
         raise ParameterError(f"unknown parameters: {', '.join(unknown)}")
     for name, value in given.items():
         values[name] = _typed(name, value, values[name])
-    return config_from_values(values.__getitem__)
+    return values
 
 
 def _typed(name: str, value: Any, default: Any) -> Any:
@@ -252,3 +263,38 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if not sep or not name:
         raise ParameterError(f"expected name=value, got {text!r}")
     return name.strip(), yaml.safe_load(raw)
+
+
+SHIPPED_CONFIG_PACKAGE = "seg2track_ros"
+
+
+def resolve_params_file(path: str | Path) -> Path:
+    """A params file as given when it exists; otherwise a shipped config by name.
+
+    ``config/kitti.yaml`` (the README's spelling, true in a clone's root) and
+    ``kitti.yaml`` resolve to ``<share>/seg2track_ros/config/kitti.yaml`` from the ament
+    index, so the shipped configs work from any folder on an installed package. A
+    missing file that is not a shipped config raises ParameterError.
+    """
+    given = Path(path)
+    if given.is_file():
+        return given
+    parts = given.parts
+    if len(parts) == 1 or (len(parts) == 2 and parts[0] == "config"):
+        shipped = _shipped_config_dir()
+        if shipped is not None and (shipped / given.name).is_file():
+            return shipped / given.name
+    names = ", ".join(sorted(p.name for p in (_shipped_config_dir() or Path()).glob("*.yaml")))
+    raise ParameterError(
+        f"parameters file {path} not found"
+        + (f" (shipped configs, usable by name: {names})" if names else "")
+    )
+
+
+def _shipped_config_dir() -> Path | None:
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+    try:
+        return Path(get_package_share_directory(SHIPPED_CONFIG_PACKAGE)) / "config"
+    except (PackageNotFoundError, ValueError):
+        return None

@@ -19,6 +19,7 @@ from seg2track_ros.engine.config import EngineConfig
 from seg2track_ros.engine.registry import DEFAULT_SEGMENTER
 from seg2track_ros.engine.types import TrackState
 from seg2track_ros.errors import UserFacingError
+from seg2track_ros.frames import FrameSource
 from seg2track_ros.results import DEFAULT_STATES, ResultsRecorder
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -117,7 +118,7 @@ def run_sequence(
     detections: DetectionSequence,
     results: Path,
     *,
-    images: Sequence[Path] | None = None,
+    images: Sequence[Path] | FrameSource | None = None,
     segmenter: str = DEFAULT_SEGMENTER,
     fmt: str = "kitti_mots",
     states: Sequence[TrackState] = DEFAULT_STATES,
@@ -128,15 +129,18 @@ def run_sequence(
 ) -> RunSummary:
     """Track every frame in order and write the results file.
 
-    Without `images` (detection-masks only) frames are blank images of the size the
-    detections state, and the sequence ends at the last frame with detections unless
-    `frames` says otherwise. ``class_map`` maps track classes to the benchmark's when
-    writing; ``input_class_map`` renames detection classes before tracking, as
-    tracker_node's ``class_map`` parameter does.
+    `images` are image paths or any ``FrameSource`` (an image folder, a video, a bag's
+    images). Without them (detection-masks only) frames are blank images of the size
+    the detections state, and the sequence ends at the last frame with detections unless
+    `frames` says otherwise. ``class_map`` maps track classes to
+    the benchmark's when writing; ``input_class_map`` renames detection classes before
+    tracking, as tracker_node's ``class_map`` parameter does.
     """
+    import itertools
     import time
 
     from seg2track_ros.engine.tracker import Tracker
+    from seg2track_ros.frames import ImageFolder
 
     if images is None:
         if segmenter != "detection-masks":
@@ -148,26 +152,33 @@ def run_sequence(
             raise PipelineError("these detections do not state the image size; pass --images")
         count = frames if frames is not None else (max(detections.frames, default=-1) + 1)
         blank = np.zeros((*detections.image_size, 3), np.uint8)
+        source = itertools.repeat(blank)
     else:
+        if not isinstance(images, FrameSource):
+            images = ImageFolder(list(images))
         count = len(images) if frames is None else min(frames, len(images))
-        check_image_sizes(images[:count], detections.image_size, "the detections file")
+        if isinstance(images, ImageFolder):
+            check_image_sizes(images.images[:count], detections.image_size, "the detections file")
+        source = iter(images)
     mapper = None if input_class_map is None else DetectionClassMapper(input_class_map)
     tracker = Tracker(config.tracker, build_segmenter(config, segmenter))
     bar = _progress(progress, count)
     started = time.perf_counter()
+    tracked = 0
     with ResultsRecorder(results, fmt, states, class_map) as recorder:
-        for frame in range(count):
-            image = blank if images is None else load_rgb(images[frame])
+        # A video may decode fewer frames than its container states: stop there.
+        for frame, image in zip(range(count), source, strict=False):
             frame_detections = detections.detections_at(frame)
             if mapper is not None:
                 frame_detections = mapper(frame_detections)
             result = tracker.step(image, frame_detections)
             recorder.add_tracks(frame, result.tracks)
+            tracked += 1
             bar.update(1)
         summary = recorder.close()
     bar.close()
     elapsed_ms = (time.perf_counter() - started) * 1000
-    return RunSummary(count, summary, elapsed_ms / max(count, 1))
+    return RunSummary(tracked, summary, elapsed_ms / max(tracked, 1))
 
 
 def _progress(enabled: bool, total: int):

@@ -3,6 +3,9 @@ from a results file (KITTI MOTS / MOTS20) or from a `tracks` bag (`replay --out-
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,66 +107,131 @@ def tracks_from_bag(
     return BagTracks(out, unanswered)
 
 
-def render_video(
-    images: Sequence[Path], tracks: dict[int, list[DrawnTrack]], out: Path, fps: float = 10.0
-) -> int:
-    """Write the MP4; returns the number of frames written."""
+@dataclass(frozen=True)
+class RenderSummary:
+    frames: int
+    codec: str  # the FourCC written: avc1 (H.264) or mp4v (MPEG-4 Part 2)
+    note: str | None  # why not H.264, when it is not
+
+
+# H.264 plays in every browser and player; MPEG-4 Part 2 (mp4v) does not play in
+# browsers (Chrome, Firefox) nor in macOS QuickTime. OpenCV's pip wheels ship FFmpeg
+# without an H.264 encoder; builds linked against a full FFmpeg (distribution packages,
+# conda) have one.
+CODECS = ("avc1", "mp4v")
+MP4V_NOTE = (
+    "this OpenCV build cannot write H.264 (avc1), so the video is MPEG-4 Part 2 (mp4v):"
+    " VLC and ffplay play it, browsers and QuickTime do not. For one that plays"
+    " everywhere: ffmpeg -i {out} -c:v libx264 -pix_fmt yuv420p {stem}_h264.mp4"
+)
+
+
+@functools.cache
+def h264_available() -> bool:
+    """Whether this OpenCV build writes H.264 MP4s (probed once, on a scratch file, with
+    FFmpeg's complaints about missing encoders kept off the terminal)."""
     import cv2
 
-    from seg2track_ros.pipeline import load_rgb
+    with tempfile.TemporaryDirectory(prefix="seg2track-codec-") as folder, _quiet_stderr():
+        writer = cv2.VideoWriter(
+            str(Path(folder) / "probe.mp4"), cv2.VideoWriter_fourcc(*"avc1"), 10.0, (64, 64)
+        )
+        ok = writer.isOpened()
+        if ok:
+            writer.write(np.zeros((64, 64, 3), np.uint8))
+        writer.release()
+    return ok
 
-    if not images:
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (FFmpeg and OpenCV write there from C, not via Python)."""
+    import os
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _open_writer(out: Path, fps: float, size: tuple[int, int], codec: str):
+    """(writer, fourcc, note): H.264 first under 'auto', mp4v when H.264 fails."""
+    import cv2
+
+    tried = CODECS if codec == "auto" else (codec,)
+    if codec == "auto" and not h264_available():
+        tried = ("mp4v",)
+    for fourcc in tried:
+        writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+        if writer.isOpened():
+            note = None
+            if fourcc == "mp4v":
+                note = MP4V_NOTE.format(out=out, stem=out.with_suffix(""))
+                if codec == "mp4v":
+                    note = None  # asked for
+            return writer, fourcc, note
+        writer.release()
+    raise RenderError(f"OpenCV cannot write a {'/'.join(tried)} video to {out}")
+
+
+def render_video(
+    images,
+    tracks: dict[int, list[DrawnTrack]],
+    out: Path,
+    fps: float = 10.0,
+    *,
+    codec: str = "auto",
+) -> RenderSummary:
+    """Write the MP4 of `images` (image paths or a FrameSource) with the tracks drawn."""
+    from seg2track_ros.frames import FrameSource, ImageFolder
+
+    if codec != "auto" and codec not in CODECS:
+        raise RenderError(f"codec must be auto or one of {', '.join(CODECS)}, got {codec!r}")
+    source = images if isinstance(images, FrameSource) else ImageFolder(list(images))
+    frames = iter(source)
+    first = next(frames, None)
+    if first is None:
         raise RenderError("no images to render")
-    first = load_rgb(images[0])
     height, width = first.shape[:2]
     sized = next((track.mask.shape for drawn in tracks.values() for track in drawn), None)
     if sized is not None and sized != (height, width):
         raise RenderError(
-            f"the masks are {sized[1]}x{sized[0]} pixels but the images ({images[0]}) are"
+            f"the masks are {sized[1]}x{sized[0]} pixels but the images ({source.description}) are"
             f" {width}x{height}: these tracks belong to other images"
         )
     out = Path(out)
     make_parent_folder(out, "video")
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise RenderError(f"OpenCV cannot write an mp4v video to {out}")
+    writer, fourcc, note = _open_writer(out, fps, (width, height), codec)
     count = 0
     try:
-        for frame, rgb in _frames(images, first):
+        for frame, rgb in enumerate(_chain(first, frames)):
             if rgb.shape[:2] != (height, width):
                 raise RenderError(
-                    f"{images[frame]} is {rgb.shape[1]}x{rgb.shape[0]} pixels, the first"
-                    f" image {width}x{height}; one video holds one image size"
+                    f"frame {frame} of the {source.description} is"
+                    f" {rgb.shape[1]}x{rgb.shape[0]} pixels, the first {width}x{height};"
+                    " one video holds one image size"
                 )
             drawn = tracks.get(frame, [])
             for track in drawn:
                 if track.mask.shape != (height, width):
                     raise RenderError(
                         f"the masks of frame {frame} are {track.mask.shape[1]}x"
-                        f"{track.mask.shape[0]} pixels but its image {images[frame]} is"
-                        f" {width}x{height}: these results belong to other images"
+                        f"{track.mask.shape[0]} pixels but its image ({source.description})"
+                        f" is {width}x{height}: these results belong to other images"
                     )
-            bgr = overlay_image(rgb, drawn)
-            cv2.putText(
-                bgr,
-                f"frame {frame}",
-                (8, 20),
-                cv2.FONT_HERSHEY_SIMPLEX,
-                0.6,
-                (255, 255, 255),
-                1,
-                cv2.LINE_AA,
-            )
-            writer.write(bgr)
+            writer.write(overlay_image(rgb, drawn, title=f"frame {frame}"))
             count += 1
     finally:
         writer.release()
-    return count
+    return RenderSummary(count, fourcc, note)
 
 
-def _frames(images: Sequence[Path], first: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-    from seg2track_ros.pipeline import load_rgb
-
-    yield 0, first
-    for index in range(1, len(images)):
-        yield index, load_rgb(images[index])
+def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    yield first
+    yield from rest

@@ -160,3 +160,177 @@ def test_kitti_replay_launch_plays_the_bag_into_tracker_and_results_writer():
     assert "'kitti.yaml'" in ast.unparse(tree) and "'bag', 'play'" in ast.unparse(tree)
     # results_writer and tracker_node agree on the topic: node-relative `tracks`
     assert "tracks" in (REPO_ROOT / "seg2track_ros" / "ros" / "results_writer.py").read_text()
+
+
+class _Recorded:
+    """Stand-in for a `launch` class (not installable here): records its arguments."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+def _stand_in_module(name: str):
+    import types
+
+    module = types.ModuleType(name)
+    classes: dict[str, type] = {}
+
+    def __getattr__(attr: str) -> type:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return classes.setdefault(attr, type(attr, (_Recorded,), {}))
+
+    module.__getattr__ = __getattr__
+    return module
+
+
+def _launch_description(monkeypatch, name: str):
+    import sys
+
+    for module in (
+        "launch",
+        "launch.actions",
+        "launch.event_handlers",
+        "launch.substitutions",
+        "launch_ros",
+        "launch_ros.actions",
+        "launch_ros.substitutions",
+    ):
+        monkeypatch.setitem(sys.modules, module, _stand_in_module(module))
+    namespace: dict = {}
+    source = (SHARE / "launch" / name).read_text()
+    exec(compile(source, name, "exec"), namespace)
+    return namespace["generate_launch_description"]()
+
+
+def _walk(item):
+    yield item
+    if isinstance(item, _Recorded):
+        for value in (*item.args, *item.kwargs.values()):
+            yield from _walk(value)
+    elif isinstance(item, list | tuple):
+        for value in item:
+            yield from _walk(value)
+
+
+def test_kitti_replay_launch_ends_when_the_bag_ends(monkeypatch):
+    """Issue 12: the launch ran on after the bag ended. Now results_writer's exit (the
+    last frame written) shuts it down, and so does the end of `ros2 bag play` after the
+    `drain` time."""
+    description = _launch_description(monkeypatch, "kitti_replay.launch.py")
+    items = list(_walk(description))
+    handlers = [i.args[0] for i in items if type(i).__name__ == "RegisterEventHandler"]
+    on_exit = {}
+    for handler in handlers:
+        assert type(handler).__name__ == "OnProcessExit"
+        target = handler.kwargs["target_action"]
+        shutdowns = [i for i in _walk(handler.kwargs["on_exit"]) if type(i).__name__ == "Shutdown"]
+        assert shutdowns, "an OnProcessExit handler that does not shut the launch down"
+        if type(target).__name__ == "ExecuteProcess":
+            on_exit["play"] = handler
+            assert target.kwargs["cmd"][:3] == ["ros2", "bag", "play"]
+        else:
+            on_exit[target.kwargs["executable"]] = handler
+    assert set(on_exit) == {"play", "results_writer"}
+    # The bag's end waits `drain` seconds for the last outputs before shutting down.
+    (timer,) = on_exit["play"].kwargs["on_exit"]
+    assert type(timer).__name__ == "TimerAction"
+    assert timer.kwargs["period"].args == ("drain",)
+    declared = {i.args[0] for i in items if type(i).__name__ == "DeclareLaunchArgument"}
+    assert {"bag", "results", "params_file", "rate", "drain"} <= declared
+
+
+def test_shipped_configs_resolve_by_name_from_any_folder(tmp_path, monkeypatch, capsys):
+    """Issue 12: `--params config/kitti.yaml` worked only from the repository root. It
+    now resolves from the installed share folder when no such file is here."""
+    from seg2track_ros.cli import main
+    from seg2track_ros.params import ParameterError, resolve_params_file
+
+    monkeypatch.chdir(tmp_path)
+    shipped = SHARE / "config" / "kitti.yaml"
+    assert resolve_params_file("config/kitti.yaml") == shipped
+    assert resolve_params_file("kitti.yaml") == shipped
+    # A file that exists as given wins over the shipped one.
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "kitti.yaml").write_text("/**:\n  ros__parameters:\n    model: tiny\n")
+    assert resolve_params_file("config/kitti.yaml") == Path("config/kitti.yaml")
+    with pytest.raises(ParameterError, match=r"not found \(shipped configs.*kitti\.yaml"):
+        resolve_params_file("config/nothere.yaml")
+    with pytest.raises(ParameterError, match="not found"):
+        resolve_params_file("elsewhere/kitti.yaml")  # only config/<name> or <name>
+
+    boxes = tmp_path / "boxes.txt"
+    boxes.write_text("0 10 20 50 60 0.9 1\n")
+    (tmp_path / "images").mkdir()
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(tmp_path / "images" / "0.png"), np.zeros((80, 100, 3), np.uint8))
+    code = main(
+        [
+            "run",
+            "--images",
+            "images",
+            "--detections",
+            "boxes.txt",
+            "--det-format",
+            "boxes",
+            "--segmenter",
+            "detection-masks",
+            "--params",
+            "mot.yaml",
+            "--results",
+            "r.txt",
+            "-q",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    import yaml
+
+    record = yaml.safe_load((tmp_path / "r.run.yaml").read_text())
+    assert record["inputs"]["params"] == str(SHARE / "config" / "mot.yaml")
+
+
+def test_tracker_launch_remaps_the_compressed_topic_with_the_image_topic(monkeypatch):
+    """image_transport:=compressed with image_topic:=/cam/image_raw must subscribe to
+    /cam/image_raw/compressed (image_transport's naming), not to image/compressed."""
+    import sys
+
+    description = _launch_description(monkeypatch, "tracker.launch.py")
+    (opaque,) = [i for i in _walk(description) if type(i).__name__ == "OpaqueFunction"]
+    arguments = {
+        i.args[0]: i.kwargs.get("default_value")
+        for i in _walk(description)
+        if type(i).__name__ == "DeclareLaunchArgument"
+    }
+    assert "image_transport" in arguments
+
+    class Configuration:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def perform(self, context: dict) -> str:
+            return context[self.name]
+
+    function = opaque.kwargs["function"]
+    monkeypatch.setitem(function.__globals__, "LaunchConfiguration", Configuration)
+    context = {name: "" for name in arguments}
+    context.update(
+        params_file="p.yaml",
+        image_topic="/cam/image_raw",
+        image_transport="compressed",
+        image_size="512",
+    )
+    (node,) = function(context)
+    remaps = {
+        source: target if isinstance(target, str) else target.perform(context)
+        for source, target in node.kwargs["remappings"]
+    }
+    assert remaps["image"] == "/cam/image_raw"
+    assert remaps["image/compressed"] == "/cam/image_raw/compressed"
+    # image_size reaches the node as an integer (a string would fail its type check).
+    assert node.kwargs["parameters"] == [
+        "p.yaml",
+        {"image_size": 512, "image_transport": "compressed"},
+    ]
+    assert "launch" in sys.modules  # the stand-ins, removed again by monkeypatch

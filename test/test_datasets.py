@@ -387,7 +387,7 @@ def test_read_detections_gives_engine_detections_per_frame(tmp_path):
 
     boxes = tmp_path / "boxes.txt"
     boxes.write_text("1 10 20 110 90 0.9 1\n")
-    kitti = read_detections(boxes, "kitti_boxes")
+    kitti = read_detections(boxes, "boxes")
     assert kitti.frames == (1,) and kitti[1].class_ids == ("car",)
 
     with pytest.raises(DatasetError, match="unknown detection format 'yolo'"):

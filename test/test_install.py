@@ -106,3 +106,73 @@ def test_bootstrap_second_run_changes_nothing():
         assert step not in result.stdout, f"an up-to-date bootstrap repeated '{step}'"
     assert "done" in result.stdout
     print(f"bootstrap no-op run: {elapsed:.1f} s")
+
+
+def _readme_command(readme: str, start: str) -> str:
+    """A shell command from the README, its continuation lines joined."""
+    import re
+
+    match = re.search(re.escape(start) + r"(?:[^\n]*\\\n)*[^\n]*", readme)
+    assert match, f"README has no `{start}` command"
+    return " ".join(match.group(0).replace("\\\n", " ").split())
+
+
+def test_readme_rosdep_command_finds_the_nested_interface_package():
+    """Issue 12: `rosdep install --from-paths src --ignore-src` never finds the nested
+    seg2track_msgs (rosdep, like colcon, stops at a package), so it cannot resolve the
+    key and fails. The README's command names both paths; this checks them with the
+    package finder rosdep itself uses (catkin_pkg), in a clone at src/seg2track_ros."""
+    from catkin_pkg.packages import find_packages
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    command = _readme_command(readme, "rosdep install ")
+    paths = command.split("--from-paths ")[1].split(" -")[0].split()
+    clone = "src/seg2track_ros"
+    assert all(p.startswith(clone) for p in paths), paths
+    found = set()
+    for path in paths:
+        found |= {p.name for p in find_packages(str(REPO_ROOT / path[len(clone) + 1 :])).values()}
+    assert found == {"seg2track_ros", "seg2track_msgs"}
+    # The plain command sees the root package only: why both paths are needed.
+    assert {p.name for p in find_packages(str(REPO_ROOT)).values()} == {"seg2track_ros"}
+    assert "--ignore-src" in command
+
+
+def test_package_xml_python_keys_are_the_readme_keys_and_numpy_is_pinned():
+    """The rosdep keys for the Python libraries (rosdistro rosdep/python.yaml names) are
+    declared in package.xml and listed in the README; the pip line keeps NumPy below 2
+    (Ubuntu 24.04's cv_bridge is built against NumPy 1.26)."""
+    import re
+
+    from catkin_pkg.package import parse_package
+
+    package = parse_package(str(REPO_ROOT / "package.xml"))
+    keys = {d.name for d in package.exec_depends if d.name.startswith("python3-")}
+    assert {"python3-scipy", "python3-opencv", "python3-matplotlib", "python3-tqdm"} <= keys
+    assert "python3-pil" in keys  # Pillow's key; python3-pillow does not exist
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("## On a ROS 2 system") : readme.index("## Run it on a robot")]
+    listed = set(re.findall(r"`(python3-[a-z0-9-]+)`", section)) - {"python3-pillow"}
+    assert listed == keys
+    pip = _readme_command(section, "$PIP ")
+    assert '"numpy<2"' in pip
+    # Libraries with an apt key come from apt, not pip (pip's would pull NumPy 2).
+    for name in ("scipy", "opencv", "matplotlib", "tqdm", "pillow"):
+        assert f" {name}" not in pip, name
+
+
+def test_rviz_config_is_installed_and_shows_the_image_outputs():
+    """config/seg2track.rviz (setup.py data_files) shows `overlay` and `instance_labels`
+    as Image displays with the node's output QoS (reliable)."""
+    import yaml
+
+    share = Path(get_package_share_directory("seg2track_ros"))
+    installed = share / "config" / "seg2track.rviz"
+    assert installed.read_text() == (REPO_ROOT / "config" / "seg2track.rviz").read_text()
+    config = yaml.safe_load(installed.read_text())
+    displays = config["Visualization Manager"]["Displays"]
+    images = {d["Topic"]["Value"]: d for d in displays if d["Class"].endswith("/Image")}
+    assert set(images) == {"/overlay", "/instance_labels"}
+    for display in images.values():
+        assert display["Enabled"] is True
+        assert display["Topic"]["Reliability Policy"] == "Reliable"

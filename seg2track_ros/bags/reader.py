@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rosbags.rosbag2 import Reader, ReaderError
 
-from seg2track_ros.bags.typestore import DETECTIONS, IMAGE, typestore
+from seg2track_ros.bags.typestore import DETECTIONS, IMAGE, IMAGE_TYPES, typestore
 from seg2track_ros.errors import UserFacingError
 
 
@@ -20,11 +20,17 @@ class BagReadError(UserFacingError):
 @dataclass(frozen=True)
 class BagMessagePair:
     """One frame: the image and its detections (None if the bag has none for it), as CDR
-    bytes exactly as stored, plus the image header's stamp."""
+    bytes exactly as stored, plus the image header's stamp and the image's type
+    (sensor_msgs/msg/Image or sensor_msgs/msg/CompressedImage)."""
 
     stamp_ns: int
     image_cdr: bytes
     detections_cdr: bytes | None
+    image_type: str = IMAGE
+
+    @property
+    def compressed(self) -> bool:
+        return self.image_type != IMAGE
 
 
 def stamp_of(cdr: bytes, msgtype: str) -> int:
@@ -33,7 +39,8 @@ def stamp_of(cdr: bytes, msgtype: str) -> int:
 
 
 def read_pairs(path: Path, image_topic: str | None = None) -> Iterator[BagMessagePair]:
-    """Frames in image-stamp order, detections matched by header stamp."""
+    """Frames in image-stamp order, detections matched by header stamp. Images are
+    sensor_msgs/Image or sensor_msgs/CompressedImage (one topic of either)."""
     path = Path(path)
     if not path.exists():
         raise BagReadError(f"bag {path} does not exist")
@@ -45,14 +52,15 @@ def read_pairs(path: Path, image_topic: str | None = None) -> Iterator[BagMessag
         found: dict[int, bytes] = {}
         for connection, _time, data in reader.messages(connections=images + detections):
             raw = bytes(data)
-            if connection.msgtype == IMAGE:
-                frames[stamp_of(raw, IMAGE)] = raw
+            if connection.msgtype in IMAGE_TYPES:
+                frames[stamp_of(raw, connection.msgtype)] = raw
             else:
                 found[stamp_of(raw, DETECTIONS)] = raw
     finally:
         reader.close()
+    image_type = images[0].msgtype
     for stamp in sorted(frames):
-        yield BagMessagePair(stamp, frames[stamp], found.get(stamp))
+        yield BagMessagePair(stamp, frames[stamp], found.get(stamp), image_type)
 
 
 def open_bag(path: Path) -> Reader:
@@ -95,11 +103,11 @@ def _header_stamp(cdr: bytes) -> int:
 
 
 def _image_connections(reader: Reader, path: Path, image_topic: str | None) -> list:
-    images = [c for c in reader.connections if c.msgtype == IMAGE]
+    images = [c for c in reader.connections if c.msgtype in IMAGE_TYPES]
     if image_topic is not None:
         images = [c for c in images if c.topic == image_topic]
     if len(images) != 1:
-        topics = sorted(c.topic for c in reader.connections if c.msgtype == IMAGE)
+        topics = sorted(c.topic for c in reader.connections if c.msgtype in IMAGE_TYPES)
         raise BagReadError(
             f"bag {path} needs exactly one image topic (found {topics}); pass image_topic"
         )

@@ -113,7 +113,7 @@ def replay_bag(
     if options.rate <= 0:
         raise ReplayError("rate must be > 0")
     namespace = f"seg2track_replay_{os.getpid()}"
-    process, log = start_tracker_node(namespace, options)
+    process, log = start_tracker_node(namespace, options, compressed=pairs[0].compressed)
     if options.on_node_log is not None:
         options.on_node_log(log.path)
     try:
@@ -147,10 +147,13 @@ def _replay_through(
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rclpy.serialization import deserialize_message
     from seg2track_msgs.msg import TrackedObjectArray
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CompressedImage, Image
     from vision_msgs.msg import Detection2DArray
 
     frame_of = {pair.stamp_ns: index for index, pair in enumerate(pairs)}
+    # A bag of CompressedImage (kitti-to-bag --compressed, most camera recordings) is
+    # played as such: the node subscribes to image/compressed and decodes it.
+    compressed = pairs[0].compressed
     context = Context()
     rclpy.init(context=context)
     node = Node("seg2track_replay", context=context)
@@ -169,7 +172,10 @@ def _replay_through(
         on_tracks(frame, message, raw)
 
     node.create_subscription(TrackedObjectArray, f"/{namespace}/tracks", on_raw, qos, raw=True)
-    images = node.create_publisher(Image, f"/{namespace}/image", qos)
+    if compressed:
+        images = node.create_publisher(CompressedImage, f"/{namespace}/image/compressed", qos)
+    else:
+        images = node.create_publisher(Image, f"/{namespace}/image", qos)
     detections = node.create_publisher(Detection2DArray, f"/{namespace}/detections", qos)
 
     def spin_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -219,10 +225,15 @@ def _publish(images, detections, pair: BagMessagePair) -> None:
 
 
 def start_tracker_node(
-    namespace: str, options: ReplayOptions, node_name: str | None = None
+    namespace: str,
+    options: ReplayOptions,
+    node_name: str | None = None,
+    *,
+    compressed: bool = False,
 ) -> tuple[subprocess.Popen, NodeLog]:
     """tracker_node as a subprocess in `namespace` (renamed to `node_name` when given),
-    its output in a NodeLog (call its ``finish`` when done)."""
+    its output in a NodeLog (call its ``finish`` when done); with `compressed` it takes
+    sensor_msgs/CompressedImage on image/compressed."""
     executable = str(find_executable("tracker_node"))
     from seg2track_ros.params import load_params_file
 
@@ -240,6 +251,7 @@ def start_tracker_node(
         "mode": "lockstep" if options.lockstep else "realtime",
         "input_reliability": "reliable",
         "image_topic": "image",
+        "image_transport": "compressed" if compressed else "raw",
         "detections_topic": "detections",
         "autostart": True,
     }

@@ -18,6 +18,8 @@ from rosbags.typesys.store import Typestore
 from seg2track_ros.errors import UserFacingError
 
 IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 DETECTIONS = "vision_msgs/msg/Detection2DArray"
 TRACKS = "seg2track_msgs/msg/TrackedObjectArray"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from seg2track_ros.bags.typestore import DETECTIONS, IMAGE, typestore
+from seg2track_ros.bags.typestore import COMPRESSED_IMAGE, DETECTIONS, IMAGE, typestore
 from seg2track_ros.engine.types import Detections
 from seg2track_ros.errors import UserFacingError, make_parent_folder
 
@@ -53,8 +53,13 @@ def write_bag(
     image_topic: str = KITTI_IMAGE_TOPIC,
     detections_topic: str = DETECTIONS_TOPIC,
     frame_id: str = KITTI_FRAME_ID,
+    compressed: str | None = None,
 ) -> BagSummary:
     """Write a bag with one bgr8 Image and one Detection2DArray (same header) per frame.
+
+    With ``compressed`` ("jpeg" or "png") images are sensor_msgs/CompressedImage on
+    ``<image_topic>/compressed`` instead, as image_transport's compressed plugin records
+    them.
 
     The bag is written under its final name only when complete: an error midway
     removes the partial bag.
@@ -62,6 +67,8 @@ def write_bag(
     path = Path(path)
     if path.exists():
         raise BagWriteError(f"{path} already exists; remove it or choose another --out")
+    if compressed is not None and compressed not in ("jpeg", "png"):
+        raise BagWriteError(f"compressed must be jpeg or png, got {compressed!r}")
     if storage not in STORAGES:
         raise BagWriteError(f"storage must be one of {', '.join(STORAGES)}, got {storage!r}")
     make_parent_folder(path, "bag")
@@ -70,13 +77,20 @@ def write_bag(
     count = detection_count = 0
     writer.open()
     try:
-        images = writer.add_connection(image_topic, IMAGE, typestore=store)
+        if compressed is None:
+            images = writer.add_connection(image_topic, IMAGE, typestore=store)
+        else:
+            topic = f"{image_topic.rstrip('/')}/compressed"
+            images = writer.add_connection(topic, COMPRESSED_IMAGE, typestore=store)
         detections = writer.add_connection(detections_topic, DETECTIONS, typestore=store)
         for frame in frames:
             header = _header(store, frame.stamp_ns, frame_id)
-            image = _image(store, header, frame.image_bgr)
+            if compressed is None:
+                image = _image(store, header, frame.image_bgr)
+            else:
+                image = _compressed(store, header, frame.image_bgr, compressed)
             array = _detections(store, header, frame.detections)
-            writer.write(images, frame.stamp_ns, store.serialize_cdr(image, IMAGE))
+            writer.write(images, frame.stamp_ns, store.serialize_cdr(image, images.msgtype))
             writer.write(detections, frame.stamp_ns, store.serialize_cdr(array, DETECTIONS))
             count += 1
             detection_count += len(frame.detections)
@@ -110,6 +124,16 @@ def _image(store, header, bgr: np.ndarray):
         is_bigendian=0,
         step=width * 3,
         data=np.ascontiguousarray(bgr).reshape(-1),
+    )
+
+
+def _compressed(store, header, bgr: np.ndarray, codec: str):
+    from seg2track_ros.ros.conversions import encode_compressed
+
+    _image(store, header, bgr)  # the same checks as a raw image
+    fmt, data = encode_compressed(bgr, codec)
+    return store.types[COMPRESSED_IMAGE](
+        header=header, format=fmt, data=np.frombuffer(data, dtype=np.uint8)
     )
 
 

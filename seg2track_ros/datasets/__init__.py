@@ -10,7 +10,8 @@ compressed RLE until decoded, one object or one frame at a time.
   results, ``{frame: [MaskObject]}``.
 - ``read_mots20`` / ``write_mots20`` / ``mots20_writer`` / ``read_seqinfo``.
 - ``read_trackrcnn`` / ``write_trackrcnn``: ``{frame: [MaskDetection]}``.
-- ``read_kitti_boxes``, ``read_mot_det``: ``{frame: [BoxDetection]}``.
+- ``read_kitti_boxes`` (format ``boxes``), ``read_kitti_tracking``, ``read_mot_det``:
+  ``{frame: [BoxDetection]}``.
 - ``read_detections(path, fmt)``: engine ``Detections`` per frame from any detection
   format, as a ``DetectionSequence`` that decodes one frame at a time.
 - ``simulate`` (imported on its own; it needs OpenCV): noisy TrackR-CNN detections from
@@ -20,14 +21,18 @@ compressed RLE until decoded, one object or one frame at a time.
 from __future__ import annotations
 
 from seg2track_ros.datasets.detections import (
+    DEPRECATED_FORMAT_NAMES,
     DETECTION_FORMATS,
+    FORMAT_EXAMPLES,
     DetectionFormat,
     DetectionSequence,
+    canonical_format,
     read_detections,
 )
 from seg2track_ros.datasets.errors import DatasetError, DatasetFileError, FormatError, WriteError
 from seg2track_ros.datasets.kitti_boxes import read_kitti_boxes
 from seg2track_ros.datasets.kitti_mots import kitti_mots_writer, read_kitti_mots, write_kitti_mots
+from seg2track_ros.datasets.kitti_tracking import read_kitti_tracking
 from seg2track_ros.datasets.mot_det import read_mot_det
 from seg2track_ros.datasets.mots20 import (
     SeqInfo,
@@ -56,7 +61,9 @@ from seg2track_ros.datasets.records import (
 from seg2track_ros.datasets.trackrcnn import read_trackrcnn, write_trackrcnn
 
 __all__ = [
+    "DEPRECATED_FORMAT_NAMES",
     "DETECTION_FORMATS",
+    "FORMAT_EXAMPLES",
     "KITTI_MOTS",
     "MOTS20",
     "BoxDetection",
@@ -73,6 +80,7 @@ __all__ = [
     "TrackLike",
     "WriteError",
     "WriteSummary",
+    "canonical_format",
     "class_name",
     "decode_masks",
     "encode_mask",
@@ -82,6 +90,7 @@ __all__ = [
     "read_detections",
     "read_kitti_boxes",
     "read_kitti_mots",
+    "read_kitti_tracking",
     "read_mot_det",
     "read_mots20",
     "read_seqinfo",

@@ -18,6 +18,7 @@ import numpy as np
 
 from seg2track_ros.datasets.errors import DatasetError
 from seg2track_ros.datasets.kitti_boxes import read_kitti_boxes
+from seg2track_ros.datasets.kitti_tracking import read_kitti_tracking
 from seg2track_ros.datasets.mot_det import read_mot_det
 from seg2track_ros.datasets.records import BoxDetection, MaskDetection, decode_masks
 from seg2track_ros.datasets.trackrcnn import read_trackrcnn
@@ -25,8 +26,41 @@ from seg2track_ros.engine.types import Detections
 
 _LOG = logging.getLogger(__name__)
 
-DetectionFormat = Literal["trackrcnn", "kitti_boxes", "mot_det"]
+DetectionFormat = Literal["trackrcnn", "boxes", "mot_det", "kitti_tracking"]
 DETECTION_FORMATS: tuple[str, ...] = get_args(DetectionFormat)
+# Old names, still accepted: each maps to the format it always meant. ``kitti`` was never
+# KITTI's tracking label format (that is ``kitti_tracking``) but the plain ``boxes``.
+DEPRECATED_FORMAT_NAMES = {"kitti": "boxes", "kitti_boxes": "boxes", "mot": "mot_det"}
+
+# One example line per format (the README's table shows the same lines; a test reads
+# each back).
+FORMAT_EXAMPLES = {
+    "trackrcnn": "0 296.2 160.8 455.1 218.9 0.998 1 375 1242 <compressed COCO RLE> [embedding]",
+    "boxes": "0 296.2 160.8 455.1 218.9 0.998 1",
+    "mot_det": "1,-1,1359.1,413.27,120.26,362.77,2.3092,-1,-1,-1",
+    "kitti_tracking": "0 -1 Car 0 0 -10 296.2 160.8 455.1 218.9 -1 -1 -1 -1000 -1000 -1000 -10"
+    " 0.998",
+}
+
+
+def canonical_format(name: str) -> tuple[str, str | None]:
+    """(format name, deprecation note or None) for a format name or a deprecated alias.
+
+    Raises DatasetError for an unknown name."""
+    if name in DETECTION_FORMATS:
+        return name, None
+    if name in DEPRECATED_FORMAT_NAMES:
+        new = DEPRECATED_FORMAT_NAMES[name]
+        note = f"detection format name {name!r} is deprecated; it means {new!r}"
+        if name.startswith("kitti"):
+            note += (
+                " (frame x0 y0 x1 y1 score class_id), not KITTI's tracking label format,"
+                " which is 'kitti_tracking'"
+            )
+        return new, note
+    raise DatasetError(
+        f"unknown detection format {name!r}; expected one of {', '.join(DETECTION_FORMATS)}"
+    )
 
 
 class DetectionSequence(Mapping[int, Detections]):
@@ -97,27 +131,33 @@ class DetectionSequence(Mapping[int, Detections]):
 def read_detections(
     path: str | Path, fmt: DetectionFormat, *, class_id: str = "pedestrian"
 ) -> DetectionSequence:
-    """Detections per 0-based frame from a ``trackrcnn``, ``kitti_boxes`` or ``mot_det`` file.
+    """Detections per 0-based frame from a ``trackrcnn``, ``boxes``, ``mot_det`` or
+    ``kitti_tracking`` file (a deprecated name in ``DEPRECATED_FORMAT_NAMES`` warns with
+    a DeprecationWarning and reads the format it stands for).
 
     Class numbers become the engine's names (1 "car", 2 "pedestrian", others their
-    number as a string); MOT det.txt has no class, so every detection gets ``class_id``
-    (ignored by the other formats). Boxes are xyxy float32; TrackR-CNN masks are decoded
-    per frame on access. Raises FormatError at the first bad line.
+    number as a string); KITTI tracking class names are lower-cased; MOT det.txt has no
+    class, so every detection gets ``class_id`` (ignored by the other formats). Boxes
+    are xyxy float32; TrackR-CNN masks are decoded per frame on access. Raises
+    FormatError at the first bad line.
     """
     size = None
+    fmt, note = canonical_format(fmt)
+    if note is not None:
+        import warnings
+
+        warnings.warn(note, DeprecationWarning, stacklevel=2)
     if fmt == "trackrcnn":
         frames: Mapping[int, Sequence[MaskDetection] | Sequence[BoxDetection]]
         frames = read_trackrcnn(path)
         first = next((records[0] for records in frames.values()), None)
         size = None if first is None else (first.height, first.width)
-    elif fmt == "kitti_boxes":
+    elif fmt == "boxes":
         frames = read_kitti_boxes(path)
-    elif fmt == "mot_det":
-        frames = read_mot_det(path, class_id=class_id)
+    elif fmt == "kitti_tracking":
+        frames = read_kitti_tracking(path)
     else:
-        raise DatasetError(
-            f"unknown detection format {fmt!r}; expected one of {', '.join(DETECTION_FORMATS)}"
-        )
+        frames = read_mot_det(path, class_id=class_id)
     _warn_about(path, frames)
     return DetectionSequence(frames, size)
 

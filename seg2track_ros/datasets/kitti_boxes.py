@@ -1,4 +1,6 @@
-"""KITTI-style box detections: ``frame x0 y0 x1 y1 score class_id``, frames from 0.
+"""Plain box detections (format name ``boxes``): ``frame x0 y0 x1 y1 score class_id``,
+frames from 0. Not KITTI's tracking label format (that is ``kitti_tracking``); the CLI
+called this format ``kitti`` before, a name it still accepts with a deprecation warning.
 
 Boxes xyxy in pixels; class ids 1 car, 2 pedestrian, other numbers kept as their string.
 """

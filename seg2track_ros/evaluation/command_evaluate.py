@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         benchmark=args.benchmark,
         out_dir=args.out,
         verbose=args.verbose,
+        command=getattr(args, "command_line", None),
     )
     print(format_table(result))
     if args.out is None:

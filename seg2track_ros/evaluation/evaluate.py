@@ -25,7 +25,7 @@ import shutil
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -116,6 +116,10 @@ class EvaluationResult:
     alphas: tuple[float, ...]
     per_sequence: dict[str, dict[str, ClassMetrics]]  # class -> sequence -> metrics
     combined: dict[str, ClassMetrics]  # class -> metrics over all sequences
+    # What produced the numbers: the evaluate command, and per sequence the record
+    # `seg2track run`/`replay` wrote next to its results (None where there is none).
+    command: str | None = None
+    run_records: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
     def rows(self, class_name: str) -> list[tuple[str, ClassMetrics]]:
         """(name, metrics) for each sequence in order, then (COMBINED, combined)."""
@@ -143,6 +147,8 @@ class EvaluationResult:
                 class_name: {name: metrics.to_dict() for name, metrics in self.rows(class_name)}
                 for class_name in self.classes
             },
+            "command": self.command,
+            "run_records": dict(self.run_records),
         }
 
 
@@ -540,6 +546,7 @@ def evaluate(
     out_dir: Path | None = None,
     *,
     verbose: bool = False,
+    command: str | None = None,
 ) -> EvaluationResult:
     """Score ``results_dir/<seq>.txt`` against the ground truth in ``gt_dir`` with trackeval.
 
@@ -547,6 +554,8 @@ def evaluate(
     MOTS20, ``<seq>/gt/gt.txt`` with an optional ``<seq>/seqinfo.ini``). Sequence lengths
     come from the ground truth. With ``out_dir`` the report (metrics.json, report.md, plots)
     is written there. ``verbose`` lets trackeval print its config and tables to stdout.
+    ``command`` (the command line) and each sequence's run record (``<seq>.run.yaml``
+    next to its results) go into the report.
     Raises EvaluationError naming the file (and line) for inputs that cannot be evaluated.
     """
     spec = BENCHMARKS.get(str(benchmark))
@@ -582,7 +591,11 @@ def evaluate(
         )
         output, alphas = _run_trackeval(spec, dataset_config, verbose)
 
+    from seg2track_ros.provenance import read_record
+
     result = EvaluationResult(
+        command=command,
+        run_records={name: read_record(results_paths[name]) for name in names},
         benchmark=spec.name,
         gt_dir=gt_dir,
         results_dir=results_dir,

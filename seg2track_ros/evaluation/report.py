@@ -129,7 +129,56 @@ def render_markdown(result: EvaluationResult) -> str:
     ]
     for class_name in result.classes:
         lines += [f"## {class_name}", "", class_table(result, class_name), ""]
+    lines += inputs_markdown(result)
     return "\n".join(lines)
+
+
+def inputs_markdown(result: EvaluationResult) -> list[str]:
+    """report.md's "Inputs" section: the evaluate command, and for each sequence the
+    command and the parameters (those that differ from the defaults) behind its results,
+    from the ``<seq>.run.yaml`` that `seg2track run`/`replay` wrote."""
+    from seg2track_ros.provenance import RECORD_SUFFIX
+
+    lines = ["## Inputs", ""]
+    if result.command:
+        lines += ["Evaluated with:", "", "```bash", result.command, "```", ""]
+    recorded = {k: v for k, v in result.run_records.items() if v}
+    missing = [k for k in result.sequences if not result.run_records.get(k)]
+    if missing:
+        lines += [
+            f"No record of how the results of {', '.join(missing)} were produced (no"
+            f" `<seq>{RECORD_SUFFIX}` next to them: written by something other than"
+            " `seg2track run` or `seg2track replay`).",
+            "",
+        ]
+    changed_sets = {repr(r.get("parameters_changed") or {}) for r in recorded.values()}
+    for name, record in recorded.items():
+        lines += [
+            f"### {name}",
+            "",
+            f"- command: `{record.get('command', '?')}`",
+            f"- code: {record.get('code', '?')}; written {record.get('written', '?')}",
+        ]
+        for key, value in (record.get("inputs") or {}).items():
+            lines.append(f"- {key}: `{value}`")
+        if len(changed_sets) > 1 or name == next(iter(recorded)):
+            lines += ["", _parameters_table(record.get("parameters_changed") or {})]
+        else:
+            lines += ["", f"Parameters: as for {next(iter(recorded))}."]
+        lines += [
+            "",
+            f"(every parameter's value: `{name}{RECORD_SUFFIX}` and `{METRICS_JSON}`)",
+            "",
+        ]
+    return lines
+
+
+def _parameters_table(changed: dict) -> str:
+    if not changed:
+        return "Parameters: all at their defaults (config/tracker.yaml)."
+    rows = ["| parameter (not the default) | value |", "| --- | --- |"]
+    rows += [f"| `{name}` | `{value}` |" for name, value in changed.items()]
+    return "\n".join(rows)
 
 
 def write_metrics_json(result: EvaluationResult, path: Path) -> None:

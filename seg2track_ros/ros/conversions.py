@@ -166,6 +166,73 @@ class ImageConverter:
         return np.ascontiguousarray(self._bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
 
 
+# ------------------------------------------------------------- compressed images
+# sensor_msgs/CompressedImage: what image_transport's compressed plugin publishes on
+# '<topic>/compressed'. Its `format` is "jpeg"/"png" or, from image_transport,
+# "<raw encoding>; <jpeg|png> compressed <encoding>"; the data decode to BGR (or grey,
+# which becomes three equal channels) whatever the raw encoding was.
+COMPRESSED_CODECS = {"jpeg": ".jpg", "png": ".png"}
+_COMPRESSED_FORMAT_WORDS = ("jpeg", "jpg", "png")
+
+
+def compressed_image_to_rgb(msg, max_pixels: int | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB array of a sensor_msgs/CompressedImage (JPEG or PNG), decoded
+    with OpenCV (cv2.imdecode). Works on rclpy and rosbags messages alike (``format`` and
+    ``data``). Raises RejectedInput with reasons: empty_image, unsupported_encoding
+    (compressedDepth and other formats), undecodable_image, too_many_pixels."""
+    import cv2
+
+    fmt = str(msg.format).lower()
+    data = np.frombuffer(memoryview(msg.data), dtype=np.uint8)
+    if data.size == 0:
+        raise RejectedInput("empty_image", "compressed image has no data")
+    if "compresseddepth" in fmt or (fmt and not any(w in fmt for w in _COMPRESSED_FORMAT_WORDS)):
+        raise RejectedInput(
+            "unsupported_encoding",
+            f"compressed format '{msg.format}' is not supported (jpeg or png; for depth"
+            " images use the raw topic)",
+        )
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise RejectedInput(
+            "undecodable_image",
+            f"compressed image ({len(data)} bytes, format '{msg.format}') is not a JPEG or"
+            " PNG OpenCV can decode",
+        )
+    height, width = bgr.shape[:2]
+    if max_pixels is not None and height * width > max_pixels:
+        raise RejectedInput(
+            "too_many_pixels",
+            f"image {width}x{height} has {width * height} pixels, max_image_pixels is {max_pixels}",
+        )
+    return np.ascontiguousarray(bgr[..., ::-1])
+
+
+def encode_compressed(bgr: np.ndarray, codec: str = "jpeg", quality: int = 95) -> tuple[str, bytes]:
+    """(format, data) of a CompressedImage holding `bgr` ((H, W, 3) uint8), as
+    image_transport's compressed plugin writes them ("bgr8; jpeg compressed bgr8")."""
+    import cv2
+
+    if codec not in COMPRESSED_CODECS:
+        raise ValueError(f"codec must be one of {', '.join(COMPRESSED_CODECS)}, got {codec!r}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if codec == "jpeg" else []
+    ok, encoded = cv2.imencode(COMPRESSED_CODECS[codec], np.ascontiguousarray(bgr), params)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {bgr.shape} {bgr.dtype} image as {codec}")
+    return f"bgr8; {codec} compressed bgr8", encoded.tobytes()
+
+
+def compressed_image_msg(bgr: np.ndarray, header, codec: str = "jpeg", quality: int = 95):
+    """sensor_msgs/CompressedImage (rclpy) of a bgr8 array."""
+    from sensor_msgs.msg import CompressedImage
+
+    msg = CompressedImage()
+    msg.header = header
+    msg.format, data = encode_compressed(bgr, codec, quality)
+    msg.data = data
+    return msg
+
+
 # ----------------------------------------------------------------------- detections
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 

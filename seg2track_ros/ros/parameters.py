@@ -29,7 +29,14 @@ RCLPY_PARAMETERS = frozenset({"use_sim_time", "start_type_description_service"})
 
 
 NODE_DESCRIPTIONS = {
-    "image_topic": "sensor_msgs/Image input topic (node-relative; remapping works too)",
+    "image_topic": "sensor_msgs/Image input topic (node-relative; remapping works too); with"
+    " image_transport compressed the node subscribes to '<image_topic>/compressed'",
+    "image_transport": "raw: sensor_msgs/Image on image_topic; compressed:"
+    " sensor_msgs/CompressedImage (JPEG/PNG, decoded with OpenCV) on"
+    " '<image_topic>/compressed', image_transport's naming",
+    "expected_image_rate": "Hz the camera publishes at, to count images lost on the way"
+    " (diagnostics images_missed: gaps in the image stamps); 0: estimated from the median"
+    " stamp period of the last 30 images",
     "detections_topic": "vision_msgs/Detection2DArray input topic (node-relative)",
     "input_reliability": "QoS of the inputs: best_effort (SensorDataQoS, cameras) or reliable"
     " (replay, lockstep evaluation)",
@@ -130,6 +137,7 @@ FLOAT_RANGES = {
     "sync_slop": (0.0, 10.0),
     "sync_timeout": (0.0, 60.0),
     "diagnostics_period": (0.1, 60.0),
+    "expected_image_rate": (0.0, 1000.0),
 }
 INT_RANGES = {
     "image_size": (64, MAX_IMAGE_SIZE, 64),

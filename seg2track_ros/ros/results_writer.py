@@ -4,6 +4,8 @@ Used by launch/kitti_replay.launch.py next to `ros2 bag play`; `seg2track replay
 the same ``rows_from_msg`` + ``ResultsRecorder``, so both write identical files.
 Frame indices: with the ``bag`` parameter, the image stamps in that bag (in order) define
 them, as in the dataset; without it, the order in which `tracks` messages arrive.
+With ``bag``, the node exits once it has written the bag's last frame (nothing more can
+come), which ends kitti_replay.launch.py.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class ResultsWriterNode(Node):
             self._frame_of = {p.stamp_ns: i for i, p in enumerate(read_pairs(Path(bag)))}
         self._next = 0
         self._last = -1
+        self.done = False  # the bag's last frame is written
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(TrackedObjectArray, "tracks", self._on_tracks, qos)
         self.get_logger().info(f"writing {path}")
@@ -87,6 +90,9 @@ class ResultsWriterNode(Node):
             return
         self._recorder.add(frame, rows_from_msg(msg))
         self._last, self._next = frame, frame + 1
+        if self._frame_of is not None and frame == len(self._frame_of) - 1:
+            self.get_logger().info(f"frame {frame} is the bag's last: done")
+            self.done = True
 
     def close(self) -> None:
         summary = self._recorder.close()
@@ -110,7 +116,7 @@ def main(args=None, signals: ShutdownSignals | None = None) -> None:
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         signals.started()
-        signals.spin(executor)
+        signals.spin(executor, until=lambda: node.done)
     except (StartupInterrupted, ExternalShutdownException):
         pass
     finally:

@@ -70,13 +70,13 @@ class ShutdownSignals:
         first thing in teardown, so that nothing interrupts it."""
         self._interrupt_startup = False
 
-    def spin(self, executor, context=None) -> None:
-        """Run the executor's callbacks until a signal requests shutdown (or the context
-        is shut down by someone else)."""
+    def spin(self, executor, context=None, until=None) -> None:
+        """Run the executor's callbacks until a signal requests shutdown, the context is
+        shut down by someone else, or ``until()`` (when given) returns true."""
         import rclpy
 
         context = context or rclpy.get_default_context()
-        while not self.requested and context.ok():
+        while not self.requested and context.ok() and not (until is not None and until()):
             executor.spin_once(timeout_sec=POLL_PERIOD_S)
 
 

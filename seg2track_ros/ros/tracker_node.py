@@ -27,7 +27,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from seg2track_msgs.msg import TrackedObjectArray
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
@@ -41,6 +41,7 @@ from seg2track_ros.ros.conversions import (
     ImageConverter,
     RejectedInput,
     bgr_to_image_msg,
+    compressed_image_to_rgb,
     detections_from_msg,
     step_to_msgs,
 )
@@ -51,6 +52,7 @@ from seg2track_ros.ros.parameters import (
     read_parameters,
 )
 from seg2track_ros.ros.shutdown import ShutdownSignals, StartupInterrupted
+from seg2track_ros.ros.stamp_gaps import StampGapCounter
 from seg2track_ros.ros.sync import StampSynchronizer, SyncedPair
 from seg2track_ros.visualize import overlay_image
 
@@ -109,6 +111,7 @@ class _Stats:
     queue_bytes_peak: int = 0  # most image bytes ever waiting to be tracked
     # Tracked, but outside what every threshold assumes (logits? percentages?).
     detection_scores_outside_0_1: int = 0
+    images_missed: int = 0  # images missing in the stamp sequence (lost before the node)
 
 
 _UNPAIRED_WHY = {
@@ -157,6 +160,7 @@ class TrackerNode(LifecycleNode):
         self._diagnostics_pub = None
         self._sync: StampSynchronizer | None = None
         self._converter: ImageConverter | None = None
+        self._gaps = StampGapCounter()
         self._last_stamp_ns: int | None = None
         self._last_size: tuple[int, int] | None = None
         self._warned_rotated = False
@@ -194,6 +198,7 @@ class TrackerNode(LifecycleNode):
             if settings.class_map
             else None
         )
+        self._gaps = StampGapCounter(settings.expected_image_rate)
         self._sync = StampSynchronizer(
             slop_ns=int(settings.sync_slop * 1e9),
             timeout_ns=int(settings.sync_timeout * 1e9),
@@ -216,6 +221,7 @@ class TrackerNode(LifecycleNode):
         if self._tracker is None and not self._load_engine():
             return TransitionCallbackReturn.FAILURE
         self._sync.reset()
+        self._gaps.reset()
         self._running = True
         self._worker = threading.Thread(target=self._work, name="seg2track_worker", daemon=True)
         self._worker.start()
@@ -225,8 +231,13 @@ class TrackerNode(LifecycleNode):
             )
             self._publisher.start()
         settings = self._settings
+        image_topic = (
+            compressed_topic(settings.image_topic)
+            if settings.image_transport == "compressed"
+            else settings.image_topic
+        )
         self.get_logger().info(
-            f"active: '{self.resolve_topic_name(settings.image_topic)}' +"
+            f"active: '{self.resolve_topic_name(image_topic)}' +"
             f" '{self.resolve_topic_name(settings.detections_topic)}' -> tracks"
         )
         return super().on_activate(state)
@@ -247,9 +258,17 @@ class TrackerNode(LifecycleNode):
                 history=qos_profile_sensor_data.history,
                 durability=qos_profile_sensor_data.durability,
             )
-        self._image_subscription = self.create_subscription(
-            Image, settings.image_topic, self._on_image, input_qos
-        )
+        if settings.image_transport == "compressed":
+            self._image_subscription = self.create_subscription(
+                CompressedImage,
+                compressed_topic(settings.image_topic),
+                self._on_compressed_image,
+                input_qos,
+            )
+        else:
+            self._image_subscription = self.create_subscription(
+                Image, settings.image_topic, self._on_image, input_qos
+            )
         self._detections_subscription = self.create_subscription(
             Detection2DArray, settings.detections_topic, self._on_detections, input_qos
         )
@@ -350,17 +369,42 @@ class TrackerNode(LifecycleNode):
     # ------------------------------------------------------------------ inputs
     @_never_raises
     def _on_image(self, msg: Image) -> None:
+        self._take_image(msg, self._converter)
+
+    @_never_raises
+    def _on_compressed_image(self, msg: CompressedImage) -> None:
+        self._take_image(msg, self._decode_compressed)
+
+    def _decode_compressed(self, msg: CompressedImage) -> np.ndarray:
+        return compressed_image_to_rgb(msg, self._settings.max_image_pixels)
+
+    def _take_image(self, msg, convert) -> None:
         if not self._running:
             return
+        stamp = _stamp_ns(msg.header)
+        missing = self._gaps.add(stamp)
         with self._stats_lock:
             self._stats.frames_in += 1
+            self._stats.images_missed += missing
+        if missing:
+            period_ms = self._gaps.period_ns / 1e6
+            advice = (
+                "with best_effort input QoS consider input_reliability reliable"
+                if self._settings.input_reliability == "best_effort"
+                else "the input is reliable, so the publisher (or recording) skipped them"
+            )
+            self._warn(
+                "images_missed",
+                f"{missing} image(s) missing before stamp {stamp / 1e9:.3f} s (the stamps"
+                f" jumped {missing + 1} periods of {period_ms:.1f} ms): {advice} (see the"
+                " README, 'Lost images')",
+            )
         try:
-            rgb = self._converter(msg)
+            rgb = convert(msg)
         except RejectedInput as error:
             self._reject(error.reason, f"image rejected: {error}")
             return
         now = self.get_clock().now().nanoseconds
-        stamp = _stamp_ns(msg.header)
         # Stamps going backwards (a looping bag): pairing starts afresh; the worker resets
         # the tracks when it sees the earlier stamp.
         self._sync.rewind_if_before(stamp)
@@ -677,7 +721,9 @@ class TrackerNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         values = self._diagnostic_values()
         device = getattr(self._segmenter, "device", None)
-        warn = any(k.startswith(("rejected_", "callback_errors_")) for k in values)
+        warn = values["images_missed"] > 0 or any(
+            k.startswith(("rejected_", "callback_errors_")) for k in values
+        )
         status = DiagnosticStatus(
             level=DiagnosticStatus.WARN if warn else DiagnosticStatus.OK,
             name=f"{self.get_name()}: seg2track",
@@ -710,6 +756,8 @@ class TrackerNode(LifecycleNode):
                 "queue_bytes": self._queue_bytes,
                 "queue_bytes_peak": stats.queue_bytes_peak,
                 "detection_scores_outside_0_1": stats.detection_scores_outside_0_1,
+                "images_missed": stats.images_missed,
+                "image_period_ms": _period_ms(self._gaps.period_ns),
                 **{f"rejected_{reason}": n for reason, n in sorted(stats.rejected.items())},
                 **{
                     f"images_without_detections_{why}": n
@@ -729,6 +777,15 @@ class TrackerNode(LifecycleNode):
         elif memory is not None:
             values["tracker_memory_mb"] = round(memory / 2**20, 3)
         return values
+
+
+def _period_ms(period_ns: float | None) -> float | str:
+    return "unknown" if period_ns is None else round(period_ns / 1e6, 2)
+
+
+def compressed_topic(image_topic: str) -> str:
+    """image_transport's name for the compressed stream of `image_topic`."""
+    return f"{image_topic.rstrip('/')}/compressed"
 
 
 def _stamp_ns(header) -> int:
