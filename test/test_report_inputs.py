@@ -30,6 +30,7 @@ def test_report_md_names_the_commands_and_parameters_behind_the_table(tmp_path, 
     record = yaml.safe_load(record_path(results).read_text())
     assert record["command"].startswith("seg2track run --detections")
     assert record["parameters_changed"] == {
+        "segmenter": "detection-masks",  # --segmenter sets the parameter of that name
         "tracker.classes.car.detection_threshold": 0.3,
         "tracker.max_weak_frames": 7,
     }
