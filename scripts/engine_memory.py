@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--births", type=float, default=1.0, help="new objects per frame")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--tracemalloc", action="store_true", help="also the Python heap")
     args = parser.parse_args()
 
@@ -131,7 +132,7 @@ def main() -> None:
     from seg2track_ros.engine.sam2_model import build_segmenter
     from seg2track_ros.engine.tracker import Tracker
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(args.threads)
     segmenter = build_segmenter(
         SegmenterConfig(
             model=args.model, checkpoint="random", device="cpu", image_size=args.image_size
@@ -160,6 +161,7 @@ def main() -> None:
                 "frame": frame,
                 "births": tracker._next_id - 1,
                 "rss_mib": round(rss_mib(), 1),
+                "s_per_frame": round((time.monotonic() - started) / frame, 2),
                 "py_objects": len(gc.get_objects()),
                 **sizes,
             }
