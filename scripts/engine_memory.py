@@ -114,6 +114,18 @@ def slope_per_1000(frames: list[int], values: list[float]) -> float:
 
 
 def main() -> None:
+    args = parse_args()
+    if args.worker_thread:
+        import threading
+
+        worker = threading.Thread(target=run, args=(args,), name="engine_worker")
+        worker.start()
+        worker.join()
+    else:
+        run(args)
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=2000)
     parser.add_argument("--every", type=int, default=100)
@@ -125,8 +137,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--tracemalloc", action="store_true", help="also the Python heap")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--worker-thread",
+        action="store_true",
+        help="track in a second thread, as tracker_node's worker does (glibc gives each"
+        " thread its own malloc arena)",
+    )
+    return parser.parse_args()
 
+
+def run(args: argparse.Namespace) -> None:
     import torch
 
     from seg2track_ros.engine.sam2_model import build_segmenter
