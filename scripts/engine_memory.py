@@ -114,6 +114,18 @@ def slope_per_1000(frames: list[int], values: list[float]) -> float:
 
 
 def main() -> None:
+    args = parse_args()
+    if args.worker_thread:
+        import threading
+
+        worker = threading.Thread(target=run, args=(args,), name="engine_worker")
+        worker.start()
+        worker.join()
+    else:
+        run(args)
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=2000)
     parser.add_argument("--every", type=int, default=100)
@@ -123,15 +135,24 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--births", type=float, default=1.0, help="new objects per frame")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--tracemalloc", action="store_true", help="also the Python heap")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--worker-thread",
+        action="store_true",
+        help="track in a second thread, as tracker_node's worker does (glibc gives each"
+        " thread its own malloc arena)",
+    )
+    return parser.parse_args()
 
+
+def run(args: argparse.Namespace) -> None:
     import torch
 
     from seg2track_ros.engine.sam2_model import build_segmenter
     from seg2track_ros.engine.tracker import Tracker
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(args.threads)
     segmenter = build_segmenter(
         SegmenterConfig(
             model=args.model, checkpoint="random", device="cpu", image_size=args.image_size
@@ -160,6 +181,7 @@ def main() -> None:
                 "frame": frame,
                 "births": tracker._next_id - 1,
                 "rss_mib": round(rss_mib(), 1),
+                "s_per_frame": round((time.monotonic() - started) / frame, 2),
                 "py_objects": len(gc.get_objects()),
                 **sizes,
             }
