@@ -134,3 +134,7 @@ def test_command_prints_and_writes_the_table(tmp_path, capsys):
     assert report["passed"] is True and report["suites"][0]["lost_frames"] == [19, 39]
     assert "CPU cores" in report["machine"]
     assert (out / "stress.md").read_text().count("| engine fault |") >= 5
+    assert "--fault-frames 45 " in report["command"]
+    assert "--fault-every 20 " in report["command"]
+    assert main(["stress", "--frames", "0"]) == 1  # refused before any node starts
+    assert capsys.readouterr().err.strip() == "seg2track: error: --frames must be >= 1, got 0"
