@@ -92,14 +92,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def _sizes(args: argparse.Namespace) -> dict[str, int]:
+    from seg2track_ros.stress.driver import StressError
+
     sizes = dict(SIZES["short" if args.short else "full"])
     for key in sizes:
         given = getattr(args, key, None)
         if given is not None:
             if given < 1:
-                raise SystemExit(f"seg2track stress: --{key.replace('_', '-')} must be >= 1")
+                raise StressError(f"--{key.replace('_', '-')} must be >= 1, got {given}")
             sizes[key] = given
+    if args.fault_every < 1:
+        raise StressError(f"--fault-every must be >= 1, got {args.fault_every}")
     return sizes
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that repeats this run (every size spelled out)."""
+    parts = ["seg2track", "stress", "--suites", *args.suites]
+    for key, value in _sizes(args).items():
+        parts += [f"--{key.replace('_', '-')}", str(value)]
+    parts += ["--fault-every", str(args.fault_every), "--device", args.device]
+    parts += ["--seed", str(args.seed), "--max-minutes", f"{args.max_minutes:g}"]
+    return shlex.join(parts)
 
 
 def run_suites(args: argparse.Namespace) -> list:
@@ -170,7 +184,7 @@ def machine() -> str:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    command = "seg2track stress " + shlex.join(sys.argv[2:] if len(sys.argv) > 2 else [])
+    command = _command(args)
     results = run_suites(args)
     text = table(results)
     print(text)
