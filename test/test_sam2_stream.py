@@ -227,6 +227,55 @@ def test_logits_and_scores_equal_sam2_video_predictor_with_memory_amplified(
         assert (logits > 0).any() and (logits < 0).any() and score > 0
 
 
+def _shift_memory_positions(frames_shift=0, pointers_shift=0, conditioning_index=None):
+    """A wrapper of Sam2StreamSegmenter._attention_inputs that injects a memory bug."""
+    original = Sam2StreamSegmenter._attention_inputs
+
+    def buggy(self, memory):
+        frames, pointers = original(self, memory)
+        cond = self.num_maskmem - 1
+        frames = [
+            (
+                (conditioning_index if conditioning_index is not None else i)
+                if i == cond
+                else i + frames_shift,
+                t,
+            )
+            for i, t in frames
+        ]
+        pointers = [(d + pointers_shift, t) for d, t in pointers]
+        return frames, pointers
+
+    return buggy
+
+
+MEMORY_BUGS = {
+    "memory position index off by one": (
+        "_attention_inputs",
+        _shift_memory_positions(frames_shift=1),
+    ),
+    "object-pointer distance + 1": ("_attention_inputs", _shift_memory_positions(pointers_shift=1)),
+    "wrong position index on prompted frames": (
+        "_attention_inputs",
+        _shift_memory_positions(conditioning_index=0),
+    ),
+    "re-prompt without previous logits": ("_previous_logits", lambda self, ids: None),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(MEMORY_BUGS))
+def test_fidelity_test_catches_memory_bugs(fidelity_reference, monkeypatch, bug):
+    """The comparison above can fail: each of these memory bugs (they passed the old
+    12-frame, masks-only test) moves logits or object scores far beyond its tolerance."""
+    predictor, frames, reference = fidelity_reference
+    name, replacement = MEMORY_BUGS[bug]
+    monkeypatch.setattr(Sam2StreamSegmenter, name, replacement)
+    logit_diff, score_diff = fidelity_differences(fidelity_run(predictor, frames), reference)
+    assert logit_diff > 10 * FIDELITY_LOGIT_TOL or score_diff > 10 * FIDELITY_SCORE_TOL, (
+        f"{bug}: logits differ by {logit_diff}, scores by {score_diff}"
+    )
+
+
 def _scenario(segmenter, frames, boxes, prompts, removed_at=None, neutralise_at=None):
     """Per (frame, object): logits, mask score and object-score logit, for a run with
     prompts ({frame: ids}), removals ({id: frame}) and neutralised memories."""
@@ -280,6 +329,37 @@ def test_batched_propagation_equals_each_object_alone(tiny128):
         torch.testing.assert_close(logits, solo_logits, atol=2e-3, rtol=1e-3, msg=str(key))
         assert score == pytest.approx(solo_score, abs=1e-4), key
         assert logit == pytest.approx(solo_logit, abs=1e-3), key
+
+
+def test_objects_attend_in_groups_of_one_memory_layout(tiny128):
+    """Objects whose memory banks differ attend in separate calls, each over unpadded
+    memory (no attention mask, no padded frame); equal banks share one call. (The
+    results equal each object alone: test_batched_propagation_equals_each_object_alone.)"""
+    frames = _scene(128, 5, 3, seed=8)
+    boxes = _boxes(128, 3)
+    segmenter = Sam2StreamSegmenter(tiny128)
+    calls = []
+    attend = segmenter._attend
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs["batch"])
+        return attend(*args, **kwargs)
+
+    segmenter._attend = recording
+    for f, image in enumerate(frames):
+        segmenter.start_frame(image)
+        calls.clear()
+        segmenter.propagate()
+        if f == 0:
+            segmenter.prompt([1, 2], boxes[:2])
+        if f == 2:
+            segmenter.prompt([3], boxes[2:])
+        segmenter.finish_frame()
+        if f == 3:
+            # objects 1 and 2: prompt + 2 tracked frames; object 3: its prompt only
+            assert sorted(calls) == [1, 2]
+    # frame 4: still two layouts (object 3 has one tracked frame fewer)
+    assert sorted(calls) == [1, 2]
 
 
 def test_memory_stays_bounded():

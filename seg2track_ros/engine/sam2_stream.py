@@ -5,11 +5,12 @@ features and outputs, and runs objects one after another. This module drives the
 model (SAM2Base and its modules) frame by frame:
 
 - each frame is encoded once; all objects share the features;
-- all objects are propagated together: one memory-attention call over the batch of
-  objects, one mask-decoder call, one memory-encoder call per frame. Objects whose memory
-  banks differ in size are padded to a common size and the padding is masked out of
-  the attention, so the batch never splits (the mask decoder runs once more on frames
-  with box prompts, because prompted and unprompted objects use different tokens);
+- all objects are propagated together: one mask-decoder call and one memory-encoder
+  call per frame over the batch of objects, and one memory-attention call per memory
+  layout (objects whose banks hold as many memory frames and pointers, e.g. all objects
+  older than the memory window): nothing is padded, so attention needs no mask and no
+  object attends to a padded frame (the mask decoder runs once more on frames with box
+  prompts, because prompted and unprompted objects use different tokens);
 - per object only what attention can use is kept: the `num_maskmem - 1` most recent
   frames' memories, at most `max_conditioning_frames` prompted frames (the first prompt
   stays, the oldest re-prompt is dropped first) and the object pointers of the last
@@ -18,8 +19,11 @@ model (SAM2Base and its modules) frame by frame:
 Semantics follow sam2's video predictor (SAM2VideoPredictor, sam2 1.1.0): memories are
 stored in bfloat16, prompted frames are conditioning frames whose memory encodes the
 binarised mask, tracked frames encode the sigmoid of the mask logits, and object
-pointers carry a temporal position relative to the current frame. A test checks our
-masks against the predictor's on the same clip. One deliberate difference: a
+pointers carry a temporal position relative to the current frame. Tests check our
+mask logits and object scores against the predictor's on the same clip (26 frames,
+objects first prompted on three frames, re-prompts, the memory pathway's weights
+amplified so that memory dominates), and that memory bugs injected into this module
+make that comparison fail. One deliberate difference: a
 re-prompted frame becomes a conditioning frame (the predictor's
 `add_all_frames_to_correct_as_cond=True` behaviour), so a re-prompt re-anchors the track.
 """
@@ -135,7 +139,7 @@ class Sam2StreamSegmenter(Segmenter):
             raise ValueError(f"objects_per_call must be >= 1 or None, got {objects_per_call}")
         self.objects_per_call = objects_per_call
         self._attend, self._heads, self._encode_memory = (
-            _masked_memory_attention,
+            _batched_memory_attention,
             model._forward_sam_heads,
             model._encode_new_memory,
         )
@@ -205,8 +209,11 @@ class Sam2StreamSegmenter(Segmenter):
             return self._empty_output()
         parts = []
         with self._autocast():
+            conditioned = self._conditioned_features(features, ids)
+            start = 0
             for chunk in self._chunks(ids):
-                pix_feat = self._conditioned_features(features, chunk)
+                pix_feat = conditioned[start : start + len(chunk)]
+                start += len(chunk)
                 parts.append(self._decode(features, chunk, pix_feat, None, None, is_initial=False))
         outputs = _concat_outputs(parts) if len(parts) > 1 else parts[0]
         self._record(outputs)
@@ -407,7 +414,7 @@ class Sam2StreamSegmenter(Segmenter):
         pos_enc = self._maskmem_pos_enc.flatten(2).permute(2, 0, 1)  # (hw, 1, mem_dim)
 
         # Memory frames: (F*hw, K, mem_dim) features and position encodings, zero-padded.
-        frame_feats, frame_tpos, frame_valid = _pad_batch(frames_per_object, max_frames, device)
+        frame_feats, frame_tpos, _ = _pad_batch(frames_per_object, max_frames, device)
         memory = frame_feats.flatten(3).permute(0, 3, 1, 2).reshape(-1, batch, mem_dim)
         tpos = model.maskmem_tpos_enc[frame_tpos.long()]  # (F, K, 1, 1, mem_dim)
         memory_pos = pos_enc.unsqueeze(0) + tpos.view(max_frames, 1, batch, mem_dim)
@@ -416,11 +423,8 @@ class Sam2StreamSegmenter(Segmenter):
 
         # Object pointers: (P*tokens_per_pointer, K, mem_dim) with temporal positions.
         pointer_tokens = 0
-        pointer_valid = torch.zeros(batch, max_pointers, dtype=torch.bool, device=device)
         if model.use_obj_ptrs_in_encoder and max_pointers > 0:
-            pointers, distances, pointer_valid = _pad_batch(
-                pointers_per_object, max_pointers, device
-            )
+            pointers, distances, _ = _pad_batch(pointers_per_object, max_pointers, device)
             pointers = pointers.float()
             if model.add_tpos_enc_to_obj_ptrs:
                 from sam2.modeling.sam2_utils import get_1d_sine_pe
@@ -439,21 +443,13 @@ class Sam2StreamSegmenter(Segmenter):
             memory = torch.cat([memory, pointers.to(memory.dtype)], dim=0)
             memory_pos = torch.cat([memory_pos, pointer_pos.to(memory_pos.dtype)], dim=0)
 
-        # Keys to attend to: all real tokens, padding masked out. Padding exists exactly
-        # when the objects' memory layouts differ (decided on the host, no device sync);
-        # without it the mask is None and attention can use its fastest kernel.
+        # _conditioned_features groups objects by memory layout, so nothing is padded and
+        # attention runs without a mask (decided on the host, no device sync).
         layouts = {
             (len(f), len(p)) for f, p in zip(frames_per_object, pointers_per_object, strict=True)
         }
-        key_mask = None
         if len(layouts) > 1:
-            key_mask = torch.cat(
-                [
-                    frame_valid.repeat_interleave(tokens_per_frame, dim=1),
-                    pointer_valid.repeat_interleave(tokens_per_pointer, dim=1)[:, :pointer_tokens],
-                ],
-                dim=1,
-            )
+            raise RuntimeError(f"memory attention over mixed memory layouts {sorted(layouts)}")
         attended = self._attend(
             model.memory_attention,
             curr=features.vision_feats[-1],
@@ -461,7 +457,6 @@ class Sam2StreamSegmenter(Segmenter):
             memory=memory,
             memory_pos=memory_pos,
             num_obj_ptr_tokens=pointer_tokens,
-            key_mask=key_mask,
             batch=batch,
         )
         attended = attended.permute(1, 2, 0).reshape(batch, hidden_dim, height, width)
@@ -498,15 +493,31 @@ class Sam2StreamSegmenter(Segmenter):
         self, features: _FrameFeatures, object_ids: list[int]
     ) -> torch.Tensor:
         """(K, C, h, w) memory-conditioned features; computed once per object and frame
-        (memory only changes in finish_frame)."""
+        (memory only changes in finish_frame).
+
+        Objects are grouped by memory layout (how many memory frames and pointers they
+        attend to) and each group, in calls of at most objects_per_call, attends
+        without padding: no attention mask (the fastest kernels, FlashAttention
+        included, stay usable) and no object reads a padded frame.
+        """
         missing = [i for i in object_ids if i not in self._conditioned]
-        if missing:
-            computed = self._memory_conditioned_features(features, missing)
-            for row, object_id in enumerate(missing):
-                self._conditioned[object_id] = computed[row]
-        if missing == object_ids:
-            return computed
+        groups: dict[tuple[int, int], list[int]] = {}
+        for object_id in missing:
+            groups.setdefault(self._layout(object_id), []).append(object_id)
+        computed = None
+        for group in groups.values():
+            for chunk in self._chunks(group):
+                computed = self._memory_conditioned_features(features, chunk)
+                for row, object_id in enumerate(chunk):
+                    self._conditioned[object_id] = computed[row]
+        if computed is not None and len(computed) == len(object_ids) and missing == object_ids:
+            return computed  # one call over exactly these objects, in order: no copy
         return torch.stack([self._conditioned[i] for i in object_ids])
+
+    def _layout(self, object_id: int) -> tuple[int, int]:
+        """(memory frames, object pointers) that an object attends to on this frame."""
+        frames, pointers = self._attention_inputs(self._objects[object_id])
+        return len(frames), len(pointers)
 
     def _decode(
         self,
@@ -682,24 +693,23 @@ def _concat_outputs(parts: list[_FrameOutputs]) -> _FrameOutputs:
     )
 
 
-def _masked_memory_attention(
+def _batched_memory_attention(
     attention: torch.nn.Module,
     curr: torch.Tensor,
     curr_pos: torch.Tensor,
     memory: torch.Tensor,
     memory_pos: torch.Tensor,
     num_obj_ptr_tokens: int,
-    key_mask: torch.Tensor | None,
     batch: int,
 ) -> torch.Tensor:
-    """sam2's MemoryAttention forward with a key-padding mask in the cross-attention.
+    """sam2's MemoryAttention forward over a batch of objects with one memory layout.
 
     ``curr``/``curr_pos`` are the frame's features for one object, (L, 1, C): every
     object starts from the same image features, so the first layer's self-attention and
     cross-attention queries are computed once and shared by the ``batch`` objects.
-    ``memory``/``memory_pos`` are (L_memory, batch, C_memory), sequence-first as in sam2;
-    key_mask is (batch, L_memory) bool, True for real memory tokens, or None when
-    nothing is padded. Returns (L, batch, C).
+    ``memory``/``memory_pos`` are (L_memory, batch, C_memory), sequence-first as in sam2,
+    with no padding (the caller groups objects by memory layout), so attention needs no
+    mask. Returns (L, batch, C).
     """
     output = curr
     if attention.pos_enc_at_input and curr_pos is not None:
@@ -710,7 +720,6 @@ def _masked_memory_attention(
     # The same for every layer: made contiguous once instead of by each projection.
     memory = memory.contiguous()
     memory_with_pos = memory + memory_pos
-    attn_mask = None if key_mask is None else key_mask[:, None, None, :]
     for layer in attention.layers:
         # Until the first cross-attention, every object's state is the same (one row).
         output = layer._forward_sa(output, curr_pos)
@@ -723,7 +732,6 @@ def _masked_memory_attention(
             keys,
             memory,
             num_obj_ptr_tokens,
-            attn_mask,
             batch,
         )
         output = output + layer.dropout2(attended)  # broadcasts the shared row to the batch
@@ -743,10 +751,9 @@ def _rope_cross_attention(
     k: torch.Tensor,
     v: torch.Tensor,
     num_k_exclude_rope: int,
-    attn_mask: torch.Tensor | None,
     batch: int,
 ) -> torch.Tensor:
-    """sam2's RoPEAttention forward, plus an attention mask for padded keys.
+    """sam2's RoPEAttention forward over a batch of objects.
 
     Inputs are batch-first; ``q`` may hold one row shared by all ``batch`` objects
     (it is projected and rotated once, then broadcast).
@@ -766,5 +773,5 @@ def _rope_cross_attention(
     k = torch.cat([k_rope, k[:, :, num_k_rope:]], dim=2)
     if q.shape[0] != batch:
         q = q.expand(batch, -1, -1, -1)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+    out = F.scaled_dot_product_attention(q, k, v)
     return attn.out_proj(attn._recombine_heads(out))
