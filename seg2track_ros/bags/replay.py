@@ -71,11 +71,13 @@ class NodeLog:
         return "\n".join(self.tail(20_000).splitlines()[-count:])
 
     def warnings(self, limit: int = 10) -> list[str]:
-        """The node's distinct WARN and ERROR lines (the first `limit`), e.g. the
-        random-weights banner."""
+        """The node's distinct lines other than ROS INFO/DEBUG ones (the first `limit`):
+        its WARN and ERROR lines and what Python printed itself, e.g. the random-weights
+        warning from the engine's logger."""
         seen: list[str] = []
         for line in _tail(self.path, 1_000_000).splitlines():
-            if ("[WARN]" in line or "[ERROR]" in line) and line not in seen:
+            quiet = line.startswith(("[INFO]", "[DEBUG]")) or not line.strip()
+            if not quiet and line not in seen:
                 seen.append(line)
                 if len(seen) == limit:
                     break

@@ -205,7 +205,8 @@ class TrackerConfig:
 
 
 # Beyond this the image encoder's memory and time explode for no gain (the official models
-# are trained at 1024; 8192 ran over 10 minutes per frame in 5.7 GB on 2 CPU cores).
+# are trained at 1024; a run at 8192 went on for over 10 minutes in 5.7 GB on 2 CPU
+# cores, issue 12).
 MAX_IMAGE_SIZE = 4096
 
 
