@@ -89,10 +89,18 @@ def test_instance_labels_and_id_wrap():
 
 
 def test_overlay_tints_only_masked_pixels():
+    import dataclasses
+
     rgb = np.full((H, W, 3), 100, np.uint8)
-    bgr = overlay_image(rgb, TRACKS[:1])
+    # Without a box there is no label: only the mask's pixels change.
+    unlabelled = dataclasses.replace(TRACKS[0], bbox=None)
+    bgr = overlay_image(rgb, [unlabelled])
     assert bgr.shape == (H, W, 3)
-    assert (bgr[TRACKS[0].mask] != 100).any()
-    assert (bgr[15:, 20:] == 100).all()  # far from the mask and its label
+    assert (bgr[TRACKS[0].mask] != 100).all()
+    assert (bgr[~TRACKS[0].mask] == 100).all()
+    # With its box, a label is drawn too (on an image this small it spans the width).
+    labelled = overlay_image(rgb, TRACKS[:1])
+    assert (labelled[~TRACKS[0].mask] != 100).any()
+    bgr = labelled
     msg = bgr_to_image_msg(bgr, _header())
     assert (msg.encoding, msg.step) == ("bgr8", 3 * W)
