@@ -511,7 +511,10 @@ class Sam2StreamSegmenter(Segmenter):
                 for row, object_id in enumerate(chunk):
                     self._conditioned[object_id] = computed[row]
         if computed is not None and len(computed) == len(object_ids) and missing == object_ids:
-            return computed  # one call over exactly these objects, in order: no copy
+            # One call over exactly these objects, in order: no copy where the attention's
+            # output is already contiguous. Contiguous either way, as torch.stack's result
+            # is, so the compiled heads see one memory layout and are not recompiled.
+            return computed.contiguous()
         return torch.stack([self._conditioned[i] for i in object_ids])
 
     def _layout(self, object_id: int) -> tuple[int, int]:

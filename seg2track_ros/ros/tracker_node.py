@@ -318,6 +318,7 @@ class TrackerNode(LifecycleNode):
 
         started = time.monotonic()
         name = self._settings.segmenter
+        self.get_logger().info(f"loading the {name} segmenter")
         try:
             segmenter = load_segmenter(name, self._config.segmenter)
         except (CheckpointError, ConfigError) as error:
