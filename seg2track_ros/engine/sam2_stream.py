@@ -392,10 +392,14 @@ class Sam2StreamSegmenter(Segmenter):
         )
 
     def _memory_conditioned_features(
-        self, features: _FrameFeatures, object_ids: list[int]
+        self,
+        features: _FrameFeatures,
+        object_ids: list[int],
+        inputs: list[tuple[list, list]] | None = None,
     ) -> torch.Tensor:
         """Batched memory attention for objects with memory; returns (K, C, h, w).
 
+        ``inputs``: each object's ``_attention_inputs``, when the caller already has them.
         Never padded to a bucket: attention runs eagerly (see __init__)."""
         model = self.model
         batch = len(object_ids)
@@ -403,11 +407,10 @@ class Sam2StreamSegmenter(Segmenter):
         height, width = features.feat_sizes[-1]
         tokens_per_frame = height * width
         tokens_per_pointer = hidden_dim // mem_dim if mem_dim < hidden_dim else 1
-        frames_per_object, pointers_per_object = [], []
-        for object_id in object_ids:
-            frames, pointers = self._attention_inputs(self._objects[object_id])
-            frames_per_object.append(frames)
-            pointers_per_object.append(pointers)
+        if inputs is None:
+            inputs = [self._attention_inputs(self._objects[i]) for i in object_ids]
+        frames_per_object = [frames for frames, _ in inputs]
+        pointers_per_object = [pointers for _, pointers in inputs]
         max_frames = max(len(f) for f in frames_per_object)
         max_pointers = max(len(p) for p in pointers_per_object)
         device = self.device
@@ -501,13 +504,16 @@ class Sam2StreamSegmenter(Segmenter):
         included, stay usable) and no object reads a padded frame.
         """
         missing = [i for i in object_ids if i not in self._conditioned]
+        inputs = {i: self._attention_inputs(self._objects[i]) for i in missing}
         groups: dict[tuple[int, int], list[int]] = {}
-        for object_id in missing:
-            groups.setdefault(self._layout(object_id), []).append(object_id)
+        for object_id, (frames, pointers) in inputs.items():
+            groups.setdefault((len(frames), len(pointers)), []).append(object_id)
         computed = None
         for group in groups.values():
             for chunk in self._chunks(group):
-                computed = self._memory_conditioned_features(features, chunk)
+                computed = self._memory_conditioned_features(
+                    features, chunk, [inputs[i] for i in chunk]
+                )
                 for row, object_id in enumerate(chunk):
                     self._conditioned[object_id] = computed[row]
         if computed is not None and len(computed) == len(object_ids) and missing == object_ids:
@@ -516,11 +522,6 @@ class Sam2StreamSegmenter(Segmenter):
             # is, so the compiled heads see one memory layout and are not recompiled.
             return computed.contiguous()
         return torch.stack([self._conditioned[i] for i in object_ids])
-
-    def _layout(self, object_id: int) -> tuple[int, int]:
-        """(memory frames, object pointers) that an object attends to on this frame."""
-        frames, pointers = self._attention_inputs(self._objects[object_id])
-        return len(frames), len(pointers)
 
     def _decode(
         self,
