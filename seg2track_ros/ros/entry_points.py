@@ -13,24 +13,20 @@ from seg2track_ros.ros.shutdown import ShutdownSignals, StartupInterrupted, exit
 
 
 def tracker_node() -> None:
-    signals = ShutdownSignals()
-    signals.install()
-    try:
-        from seg2track_ros.ros.tracker_node import main
-
-        main(signals=signals)
-    except StartupInterrupted:  # before main's own handling begins
-        pass
-    exit_now(0)
+    _run("seg2track_ros.ros.tracker_node")
 
 
 def results_writer() -> None:
+    _run("seg2track_ros.ros.results_writer")
+
+
+def _run(module: str) -> None:
+    """Handlers first, then the (slow) import of `module`, its ``main``, a quick exit."""
+    import contextlib
+    import importlib
+
     signals = ShutdownSignals()
     signals.install()
-    try:
-        from seg2track_ros.ros.results_writer import main
-
-        main(signals=signals)
-    except StartupInterrupted:  # before main's own handling begins
-        pass
+    with contextlib.suppress(StartupInterrupted):  # before main's own handling begins
+        importlib.import_module(module).main(signals=signals)
     exit_now(0)
