@@ -149,12 +149,13 @@ class UnmappedTracks:
 
 
 def describe_unmapped(counts: Mapping[str, int]) -> str:
-    """'3 tracks of unmapped classes left out: truck 2, bicycle 1' or ''."""
+    """'3 tracks of unmapped classes left out (truck 2, bicycle 1)' or ''."""
     if not counts:
         return ""
     total = sum(counts.values())
     parts = ", ".join(f"{name} {count}" for name, count in counts.items())
-    return f"{total} tracks of unmapped classes left out ({parts})"
+    noun = "track" if total == 1 else "tracks"
+    return f"{total} {noun} of unmapped classes left out ({parts})"
 
 
 class DetectionClassMapper:

@@ -162,7 +162,9 @@ def _overrides(args: argparse.Namespace) -> dict:
     return dict(parse_assignment(text) for text in args.assignments)
 
 
-def _write_run_record(args: argparse.Namespace, overrides: dict, inputs: dict) -> None:
+def _write_run_record(
+    args: argparse.Namespace, overrides: dict, inputs: dict, unmapped_tracks: dict
+) -> None:
     """``<results>.run.yaml``: the command and parameters behind the results (what
     `seg2track evaluate` puts in report.md)."""
     from seg2track_ros.params import default_values, merged_values
@@ -176,6 +178,7 @@ def _write_run_record(args: argparse.Namespace, overrides: dict, inputs: dict) -
         values,
         default_values(values["tracker.class_ids"]),
         inputs,
+        unmapped_tracks,
     )
     print(f"recorded the command and parameters in {path}")
 
@@ -443,6 +446,7 @@ def run_run(args: argparse.Namespace) -> int:
             "segmenter": settings.segmenter,
             "frames": summary.frames,
         },
+        summary.results.unmapped_tracks,
     )
     return 0
 
@@ -539,6 +543,7 @@ def run_replay(args: argparse.Namespace) -> int:
             "frames_sent": summary.frames_sent,
             "frames_answered": summary.tracks_received,
         },
+        written.unmapped_tracks,
     )
     return 0
 

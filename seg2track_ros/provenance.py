@@ -59,9 +59,11 @@ def write_record(
     values: Mapping[str, Any],
     defaults: Mapping[str, Any],
     inputs: Mapping[str, Any] | None = None,
+    unmapped_tracks: Mapping[str, int] | None = None,
 ) -> Path:
     """Write the record of `results`: the command, the parameters that differ from the
-    defaults, every parameter, the inputs and the code version."""
+    defaults, every parameter, the inputs, the code version and how many tracks of each
+    detector class the class map left out of the results."""
     import yaml
 
     changed = {k: v for k, v in sorted(values.items()) if defaults.get(k, object()) != v}
@@ -70,6 +72,7 @@ def write_record(
         "code": code_version(),
         "written": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "inputs": {k: str(v) for k, v in (inputs or {}).items() if v is not None},
+        "unmapped_tracks": {str(k): int(v) for k, v in (unmapped_tracks or {}).items()},
         "parameters_changed": changed,
         "parameters": dict(sorted(values.items())),
     }

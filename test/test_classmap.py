@@ -121,7 +121,7 @@ def test_run_reports_unmapped_tracks_and_maps_coco_classes(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "class '7' has no class map entry" in captured.err
     assert captured.err.count("class '7'") == 1  # once, not once per frame
-    assert "tracks of unmapped classes left out (7 1)" in captured.out
+    assert "1 track of unmapped classes left out (7 1)" in captured.out
     written = read_kitti_mots(results)
     assert {obj.class_name for objs in written.values() for obj in objs} == {"pedestrian"}
     assert main([*args, "--class-map", "coco,7=car"]) == 0

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from seg2track_ros.classmap import describe_unmapped
 from seg2track_ros.evaluation.evaluate import (
     COMBINED,
     ClassMetrics,
@@ -125,6 +126,7 @@ def render_markdown(result: EvaluationResult) -> str:
         f" {COMBINED} scores all sequences together; {NOT_APPLICABLE}: the class has neither"
         " ground truth nor results in that sequence",
         f"- all numbers: `{METRICS_JSON}`; plots: `{HOTA_ALPHA_PNG}`, `{PER_SEQUENCE_PNG}`",
+        *_unmapped_lines(result),
         "",
     ]
     for class_name in result.classes:
@@ -161,6 +163,9 @@ def inputs_markdown(result: EvaluationResult) -> list[str]:
         ]
         for key, value in (record.get("inputs") or {}).items():
             lines.append(f"- {key}: `{value}`")
+        unmapped = describe_unmapped(record.get("unmapped_tracks") or {})
+        if unmapped:
+            lines.append(f"- {unmapped} (not scored)")
         if len(changed_sets) > 1 or name == next(iter(recorded)):
             lines += ["", _parameters_table(record.get("parameters_changed") or {})]
         else:
@@ -171,6 +176,22 @@ def inputs_markdown(result: EvaluationResult) -> list[str]:
             "",
         ]
     return lines
+
+
+def _unmapped_lines(result: EvaluationResult) -> list[str]:
+    """A headline warning when the class map left tracks out of any sequence's results:
+    those objects count as missed, so the scores are not the tracker's alone."""
+    totals: dict[str, int] = {}
+    for record in result.run_records.values():
+        for name, count in ((record or {}).get("unmapped_tracks") or {}).items():
+            totals[name] = totals.get(name, 0) + int(count)
+    note = describe_unmapped(dict(sorted(totals.items())))
+    if not note:
+        return []
+    return [
+        f"- **{note}** by the class map when the results were written; they are not"
+        " scored (see Inputs; map their classes with `--class-map` to keep them)"
+    ]
 
 
 def _parameters_table(changed: dict) -> str:
