@@ -394,6 +394,18 @@ def add_run(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_params_options(parser)
     _add_results_options(parser)
+    lift = parser.add_argument_group(
+        "3-D tracks (KITTI LiDAR; all three together; lift3d.* parameters from --params/--set)"
+    )
+    lift.add_argument("--calib", type=Path, help="KITTI tracking calib file (calib/NNNN.txt)")
+    lift.add_argument(
+        "--velodyne", type=Path, help="KITTI Velodyne scans of the sequence (velodyne/NNNN)"
+    )
+    lift.add_argument(
+        "--results-3d",
+        type=Path,
+        help="3-D track file to write (one line per track and frame; see evaluate-3d)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run_run)
 
@@ -413,25 +425,41 @@ def run_run(args: argparse.Namespace) -> int:
     states = parse_states(args.states)
     class_map = parse_class_map(args.class_map)
     prepare_results_path(args.results)
-    summary = run_sequence(
-        config,
-        read_detections(args.detections, args.det_format),
-        args.results,
-        images=open_frames(args.images, args.video) if args.images or args.video else None,
-        segmenter=settings.segmenter,
-        fmt=args.format,
-        states=states,
-        frames=args.frames,
-        progress=not args.quiet,
-        class_map=class_map,
-        # tracker_node's class_map parameter, applied the same way so run == replay
-        input_class_map=parse_class_map(settings.class_map) if settings.class_map else None,
-    )
+    lift3d = _lift3d_recorder(args, settings)
+    try:
+        summary = run_sequence(
+            config,
+            read_detections(args.detections, args.det_format),
+            args.results,
+            images=open_frames(args.images, args.video) if args.images or args.video else None,
+            segmenter=settings.segmenter,
+            fmt=args.format,
+            states=states,
+            frames=args.frames,
+            progress=not args.quiet,
+            class_map=class_map,
+            # tracker_node's class_map parameter, applied the same way so run == replay
+            input_class_map=parse_class_map(settings.class_map) if settings.class_map else None,
+            lift3d=lift3d,
+        )
+    finally:
+        if lift3d is not None:
+            lift3d.close()
     print(
         f"tracked {summary.frames} frames ({summary.mean_frame_ms:.0f} ms/frame);"
         f" wrote {summary.results.lines} lines to {args.results}"
         f"{_unmapped_note(summary.results)}"
     )
+    if lift3d is not None:
+        missing = (
+            f"; {lift3d.frames_without_scan} frame(s) had no scan"
+            if lift3d.frames_without_scan
+            else ""
+        )
+        print(
+            f"wrote {lift3d.lines} track lines ({lift3d.with_3d} with a 3-D estimate) to"
+            f" {args.results_3d}{missing}"
+        )
     _write_run_record(
         args,
         overrides,
@@ -445,6 +473,25 @@ def run_run(args: argparse.Namespace) -> int:
         },
     )
     return 0
+
+
+def _lift3d_recorder(args: argparse.Namespace, settings):
+    """The 3-D recorder of `run` (--calib, --velodyne, --results-3d), or None."""
+    given = [args.calib, args.velodyne, args.results_3d]
+    if not any(given):
+        return None
+    if not all(given):
+        raise UserFacingError("--calib, --velodyne and --results-3d go together")
+    from seg2track_ros.datasets.kitti_calib import read_kitti_calibration
+    from seg2track_ros.lift3d_run import Lift3DRecorder, velodyne_scans
+
+    return Lift3DRecorder(
+        args.results_3d,
+        read_kitti_calibration(args.calib),
+        velodyne_scans(args.velodyne),
+        settings.lift3d.lift_config(),
+        settings.lift3d.motion_config(),
+    )
 
 
 def _unmapped_note(written) -> str:
@@ -648,6 +695,13 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     from seg2track_ros.evaluation import command_evaluate
 
     command_evaluate.add_parser(subparsers)
+
+
+@subcommand
+def add_evaluate_3d(subparsers: argparse._SubParsersAction) -> None:
+    from seg2track_ros.evaluation import evaluate3d
+
+    evaluate3d.add_parser(subparsers)
 
 
 @subcommand
