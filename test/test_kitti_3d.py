@@ -193,3 +193,96 @@ def test_run_3d_options_go_together(tmp_path, capsys):
     )
     assert code == 1
     assert "--calib, --velodyne and --results-3d go together" in capsys.readouterr().err
+
+
+def test_kitti_bag_with_lidar_replays_to_3d_tracks(tmp_path, capsys):
+    """kitti-to-bag --calib --velodyne -> replay --results-3d (tracker_node over DDS,
+    the transform from the bag's /tf_static) -> the same 3-D tracks as `run`."""
+    from rosbags.rosbag2 import Reader
+
+    from seg2track_ros.bags.reader import read_pairs, read_static_transform
+    from seg2track_ros.engine.geometry3d import transform_from_pose
+
+    images = tmp_path / "image_02" / "0000"
+    images.mkdir(parents=True)
+    for frame in range(3):
+        cv2.imwrite(str(images / f"{frame:06d}.png"), np.zeros((200, 400, 3), np.uint8))
+    velodyne = _scan_folder(tmp_path)
+    bag = tmp_path / "bag"
+    labels = str(FIXTURE / "label_02" / "0000.txt")
+    code = main(
+        [
+            "kitti-to-bag",
+            "--images",
+            str(images),
+            "--detections",
+            labels,
+            "--det-format",
+            "kitti_tracking",
+            "--calib",
+            str(FIXTURE / "calib" / "0000.txt"),
+            "--velodyne",
+            str(velodyne),
+            "--out",
+            str(bag),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert 'lift3d.static_transform:="0.1 -0.08 -0.27 0.5 -0.5 0.5 0.5"' in capsys.readouterr().out
+    with Reader(bag) as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts["/kitti/camera_color_left/camera_info"] == 3
+    assert counts["/kitti/velo/pointcloud"] == 3 and counts["/tf_static"] == 1
+    pairs = list(read_pairs(bag))
+    assert all(p.camera_info_cdr and p.points_cdr for p in pairs)
+    parent, child, pose = read_static_transform(bag)
+    calib = read_kitti_calibration(FIXTURE / "calib" / "0000.txt")
+    assert (parent, child) == ("camera_color_left", "velo_link")
+    assert np.allclose(transform_from_pose(pose), calib.camera_from_velodyne)
+
+    results_3d = tmp_path / "results_3d" / "0000.txt"
+    code = main(
+        [
+            "replay",
+            str(bag),
+            "--lockstep",
+            "--set",
+            "segmenter=detection-masks",
+            "--set",
+            "tracker.min_confirm_frames=1",
+            "--results",
+            str(tmp_path / "results" / "0000.txt"),
+            "--results-3d",
+            str(results_3d),
+            "-q",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    rows = read_tracks3d(results_3d)
+    assert len(rows) == 6 and all(r.has_3d for r in rows)
+    car = [r for r in rows if r.class_id == "car"][-1]
+    assert np.allclose(car.position, [2.1, 0.75, 13.0], atol=0.03), car.position
+    evaluation = evaluate_3d(FIXTURE / "label_02", results_3d.parent, ["0000"], FIXTURE / "calib")
+    table = {(r["class"], r["band"]): r for r in evaluation.rows()}
+    assert table[("car", "10-20 m")]["median_m"] == pytest.approx(2.0, abs=0.03)
+    assert table[("pedestrian", "20-40 m")]["median_m"] == pytest.approx(0.4, abs=0.03)
+
+
+def test_kitti_to_bag_lidar_options_go_together(tmp_path, capsys):
+    code = main(
+        [
+            "kitti-to-bag",
+            "--images",
+            str(tmp_path),
+            "--detections",
+            str(FIXTURE / "label_02" / "0000.txt"),
+            "--det-format",
+            "kitti_tracking",
+            "--calib",
+            str(FIXTURE / "calib" / "0000.txt"),
+            "--out",
+            str(tmp_path / "bag"),
+        ]
+    )
+    assert code == 1
+    assert "--calib and --velodyne go together" in capsys.readouterr().err

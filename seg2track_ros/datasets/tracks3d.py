@@ -129,8 +129,13 @@ def read_kitti_labels(path: Path) -> list[LabelObject]:
 
 
 def read_velodyne_scan(path: Path) -> np.ndarray:
-    """(N, 3) x, y, z of a KITTI Velodyne scan (``velodyne/NNNN/NNNNNN.bin``: float32
-    x, y, z, reflectance per point)."""
+    """(N, 3) x, y, z (float64) of a KITTI Velodyne scan (``velodyne/NNNN/NNNNNN.bin``:
+    float32 x, y, z, reflectance per point)."""
+    return read_velodyne_points(path)[:, :3].astype(np.float64)
+
+
+def read_velodyne_points(path: Path) -> np.ndarray:
+    """(N, 4) float32 x, y, z, reflectance of a KITTI Velodyne scan."""
     path = Path(path)
     try:
         raw = np.fromfile(path, dtype="<f4")
@@ -141,4 +146,4 @@ def read_velodyne_scan(path: Path) -> np.ndarray:
             f"{path}: {raw.size * 4} bytes is not a whole number of KITTI points (16 bytes:"
             " x, y, z, reflectance as float32)"
         )
-    return raw.reshape(-1, 4)[:, :3].astype(np.float64)
+    return raw.reshape(-1, 4)
