@@ -7,6 +7,10 @@ segmenter, model, checkpoint, device, image_size, mode, publish_overlay and imag
 override the same parameters in params_file when given; left empty, params_file's values
 stand. With image_transport:=compressed the node takes sensor_msgs/CompressedImage from
 <image_topic>/compressed.
+
+3-D tracks (tracks_3d, tracks_3d_state, markers): lift3d:=true with lift3d_source:=depth
+(remap depth_topic) or lift3d_source:=points (remap points_topic; the transform from
+tf2 or the lift3d.static_transform parameter), and camera_info_topic.
 """
 
 from launch import LaunchDescription
@@ -25,8 +29,12 @@ PARAMETER_ARGUMENTS = {
     "publish_overlay": "true to publish the bgr8 overlay image",
     "image_transport": "raw (sensor_msgs/Image on image_topic) or compressed"
     " (sensor_msgs/CompressedImage on image_topic/compressed)",
+    "lift3d": "true to publish 3-D tracks from camera_info plus depth or points",
+    "lift3d_source": "depth (a registered depth image) or points (a PointCloud2)",
 }
-BOOLEAN_PARAMETERS = {"publish_overlay"}
+# Launch arguments whose parameter has another name (launch arguments have no dots).
+PARAMETER_NAMES = {"lift3d": "lift3d.enabled", "lift3d_source": "lift3d.source"}
+BOOLEAN_PARAMETERS = {"publish_overlay", "lift3d"}
 INTEGER_PARAMETERS = {"image_size"}
 
 
@@ -36,16 +44,17 @@ def _parameter_overrides(context) -> dict:
         value = LaunchConfiguration(name).perform(context)
         if value == "":
             continue
+        parameter = PARAMETER_NAMES.get(name, name)
         if name in BOOLEAN_PARAMETERS:
             if value.lower() not in ("true", "false"):
                 raise ValueError(f"launch argument {name} must be true or false, got '{value}'")
-            overrides[name] = value.lower() == "true"
+            overrides[parameter] = value.lower() == "true"
         elif name in INTEGER_PARAMETERS:
             if not value.isdigit():
                 raise ValueError(f"launch argument {name} must be an integer, got '{value}'")
-            overrides[name] = int(value)
+            overrides[parameter] = int(value)
         else:
-            overrides[name] = value
+            overrides[parameter] = value
     return overrides
 
 
@@ -67,6 +76,9 @@ def _tracker_node(context):
                 # image_transport's name for the compressed stream of the same topic
                 ("image/compressed", image_topic.rstrip("/") + "/compressed"),
                 ("detections", LaunchConfiguration("detections_topic")),
+                ("camera_info", LaunchConfiguration("camera_info_topic")),
+                ("depth", LaunchConfiguration("depth_topic")),
+                ("points", LaunchConfiguration("points_topic")),
             ],
             arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
             output="screen",
@@ -90,6 +102,21 @@ def generate_launch_description():
             "detections_topic",
             default_value="detections",
             description="vision_msgs/Detection2DArray input",
+        ),
+        DeclareLaunchArgument(
+            "camera_info_topic",
+            default_value="camera_info",
+            description="sensor_msgs/CameraInfo of the colour camera (with lift3d)",
+        ),
+        DeclareLaunchArgument(
+            "depth_topic",
+            default_value="depth",
+            description="sensor_msgs/Image depth registered to the colour camera (lift3d depth)",
+        ),
+        DeclareLaunchArgument(
+            "points_topic",
+            default_value="points",
+            description="sensor_msgs/PointCloud2 (lift3d points)",
         ),
         DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
         DeclareLaunchArgument("log_level", default_value="info", description="logging level"),

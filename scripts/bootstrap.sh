@@ -47,6 +47,7 @@ esac
 ROS_WHEELS=(
   rclpy rmw-fastrtps-cpp
   std-msgs sensor-msgs geometry-msgs std-srvs diagnostic-msgs lifecycle-msgs builtin-interfaces
+  visualization-msgs
   ament-index-python ament-package ament-cmake ament-cmake-ros ament-cmake-include-directories
   ament-cmake-python rmw-implementation-cmake
   rosidl-default-generators rosidl-default-runtime rosidl-core-generators

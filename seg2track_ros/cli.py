@@ -237,6 +237,19 @@ def add_kitti_to_bag(subparsers: argparse._SubParsersAction) -> None:
         help="write sensor_msgs/CompressedImage on <image-topic>/compressed (as a camera's"
         " image_transport records them; jpeg at quality 95) instead of raw bgr8 Images",
     )
+    parser.add_argument(
+        "--calib",
+        type=Path,
+        help="KITTI tracking calib file (calib/NNNN.txt): also write a CameraInfo per frame"
+        " on /kitti/camera_color_left/camera_info (K and P of image_02) and the"
+        " camera-from-LiDAR transform on /tf_static (with --velodyne)",
+    )
+    parser.add_argument(
+        "--velodyne",
+        type=Path,
+        help="KITTI Velodyne scans (velodyne/NNNN): a PointCloud2 per frame on"
+        " /kitti/velo/pointcloud (frame velo_link, the image's stamp; with --calib)",
+    )
     parser.set_defaults(handler=run_kitti_to_bag)
 
 
@@ -245,6 +258,7 @@ def run_kitti_to_bag(args: argparse.Namespace) -> int:
     from seg2track_ros.datasets import read_detections
     from seg2track_ros.pipeline import check_image_sizes, list_images, load_rgb
 
+    lidar, scans = _kitti_lidar(args)  # refused before anything is read
     images = list_images(args.images)
     detections = read_detections(args.detections, args.det_format)
     _warn_detections_past_images(detections, len(images), args.detections)
@@ -258,9 +272,13 @@ def run_kitti_to_bag(args: argparse.Namespace) -> int:
     def frames():
         from tqdm import tqdm
 
+        from seg2track_ros.datasets.tracks3d import read_velodyne_points
+
         for index in tqdm(range(len(images)), unit="frame", desc="kitti-to-bag", leave=False):
             bgr = load_rgb(images[index])[..., ::-1]
-            yield BagFrame(stamps[index], bgr, detections.detections_at(index))
+            scan = scans.get(index) if scans else None
+            points = read_velodyne_points(scan) if scan is not None else None
+            yield BagFrame(stamps[index], bgr, detections.detections_at(index), points)
 
     summary = write_bag(
         args.out,
@@ -269,9 +287,39 @@ def run_kitti_to_bag(args: argparse.Namespace) -> int:
         image_topic=args.image_topic,
         frame_id=args.frame_id,
         compressed=args.compressed,
+        lidar=lidar,
     )
     print(f"wrote {summary.path}: {summary.frames} frames, {summary.detections} detections")
+    if lidar is not None:
+        from seg2track_ros.bags.writer import pose_from_transform
+
+        pose = " ".join(f"{v:.6g}" for v in pose_from_transform(lidar.camera_from_lidar))
+        missing = len(images) - sum(1 for i in range(len(images)) if i in scans)
+        print(
+            f"with CameraInfo, {len(images) - missing} PointCloud2 scans"
+            f"{f' ({missing} frames without a scan)' if missing else ''} and /tf_static"
+            f" {args.frame_id} <- velo_link; without tf2 give tracker_node"
+            f' lift3d.static_transform:="{pose}"'
+        )
     return 0
+
+
+def _kitti_lidar(args: argparse.Namespace):
+    """kitti-to-bag's LidarBag and scans by frame from --calib/--velodyne, or (None, {})."""
+    if args.calib is None and args.velodyne is None:
+        return None, {}
+    if args.calib is None or args.velodyne is None:
+        raise UserFacingError("--calib and --velodyne go together")
+    import numpy as np
+
+    from seg2track_ros.bags.writer import LidarBag
+    from seg2track_ros.datasets.kitti_calib import read_kitti_calibration
+    from seg2track_ros.lift3d_run import velodyne_scans
+
+    calib = read_kitti_calibration(args.calib)
+    camera = calib.camera(1, 1)
+    k = np.array([[camera.fx, 0, camera.cx], [0, camera.fy, camera.cy], [0, 0, 1]])
+    return LidarBag(k, calib.p2, calib.camera_from_velodyne), velodyne_scans(args.velodyne)
 
 
 @subcommand
@@ -397,6 +445,18 @@ def add_run(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_params_options(parser)
     _add_results_options(parser)
+    lift = parser.add_argument_group(
+        "3-D tracks (KITTI LiDAR; all three together; lift3d.* parameters from --params/--set)"
+    )
+    lift.add_argument("--calib", type=Path, help="KITTI tracking calib file (calib/NNNN.txt)")
+    lift.add_argument(
+        "--velodyne", type=Path, help="KITTI Velodyne scans of the sequence (velodyne/NNNN)"
+    )
+    lift.add_argument(
+        "--results-3d",
+        type=Path,
+        help="3-D track file to write (one line per track and frame; see evaluate-3d)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run_run)
 
@@ -416,25 +476,41 @@ def run_run(args: argparse.Namespace) -> int:
     states = parse_states(args.states)
     class_map = parse_class_map(args.class_map)
     prepare_results_path(args.results)
-    summary = run_sequence(
-        config,
-        read_detections(args.detections, args.det_format),
-        args.results,
-        images=open_frames(args.images, args.video) if args.images or args.video else None,
-        segmenter=settings.segmenter,
-        fmt=args.format,
-        states=states,
-        frames=args.frames,
-        progress=not args.quiet,
-        class_map=class_map,
-        # tracker_node's class_map parameter, applied the same way so run == replay
-        input_class_map=parse_class_map(settings.class_map) if settings.class_map else None,
-    )
+    lift3d = _lift3d_recorder(args, settings)
+    try:
+        summary = run_sequence(
+            config,
+            read_detections(args.detections, args.det_format),
+            args.results,
+            images=open_frames(args.images, args.video) if args.images or args.video else None,
+            segmenter=settings.segmenter,
+            fmt=args.format,
+            states=states,
+            frames=args.frames,
+            progress=not args.quiet,
+            class_map=class_map,
+            # tracker_node's class_map parameter, applied the same way so run == replay
+            input_class_map=parse_class_map(settings.class_map) if settings.class_map else None,
+            lift3d=lift3d,
+        )
+    finally:
+        if lift3d is not None:
+            lift3d.close()
     print(
         f"tracked {summary.frames} frames ({summary.mean_frame_ms:.0f} ms/frame);"
         f" wrote {summary.results.lines} lines to {args.results}"
         f"{_unmapped_note(summary.results)}"
     )
+    if lift3d is not None:
+        missing = (
+            f"; {lift3d.frames_without_scan} frame(s) had no scan"
+            if lift3d.frames_without_scan
+            else ""
+        )
+        print(
+            f"wrote {lift3d.lines} track lines ({lift3d.with_3d} with a 3-D estimate) to"
+            f" {args.results_3d}{missing}"
+        )
     _write_run_record(
         args,
         overrides,
@@ -449,6 +525,25 @@ def run_run(args: argparse.Namespace) -> int:
         summary.results.unmapped_tracks,
     )
     return 0
+
+
+def _lift3d_recorder(args: argparse.Namespace, settings):
+    """The 3-D recorder of `run` (--calib, --velodyne, --results-3d), or None."""
+    given = [args.calib, args.velodyne, args.results_3d]
+    if not any(given):
+        return None
+    if not all(given):
+        raise UserFacingError("--calib, --velodyne and --results-3d go together")
+    from seg2track_ros.datasets.kitti_calib import read_kitti_calibration
+    from seg2track_ros.lift3d_run import Lift3DRecorder, velodyne_scans
+
+    return Lift3DRecorder(
+        args.results_3d,
+        read_kitti_calibration(args.calib),
+        velodyne_scans(args.velodyne),
+        settings.lift3d.lift_config(),
+        settings.lift3d.motion_config(),
+    )
 
 
 def _unmapped_note(written) -> str:
@@ -482,6 +577,14 @@ def add_replay(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_params_options(parser)
     _add_results_options(parser)
+    parser.add_argument(
+        "--results-3d",
+        type=Path,
+        help="also write the node's 3-D tracks (a bag with CameraInfo and PointCloud2 from"
+        " `kitti-to-bag --calib --velodyne`): turns lift3d on with source points and, unless"
+        " --set gives it, the bag's /tf_static as lift3d.static_transform; the file is"
+        " `evaluate-3d`'s input",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run_replay)
 
@@ -495,6 +598,8 @@ def run_replay(args: argparse.Namespace) -> int:
 
     # Everything that can be refused is refused before tracker_node starts.
     overrides = _overrides(args)
+    if args.results_3d is not None:
+        overrides = {**_replay_3d_overrides(args.bag), **overrides}
     config_from_params_files(args.params, overrides)
     states = parse_states(args.states)
     class_map = parse_class_map(args.class_map)
@@ -513,19 +618,35 @@ def run_replay(args: argparse.Namespace) -> int:
         on_node_log=lambda path: print(f"tracker_node's log: {path}", file=sys.stderr),
     )
     tracks_bag = _TracksBag(args.out_bag) if args.out_bag else None
+    boxes: dict[int, list] = {}  # frame -> (track id, class, xyxy) of its tracks
+    states_3d: dict[int, dict] = {}  # frame -> track id -> Track3D
     with ResultsRecorder(args.results, args.format, states, class_map) as recorder:
 
         def on_tracks(frame, message, raw):
             recorder.add(frame, rows_from_msg(message))
             if tracks_bag is not None:
                 tracks_bag.write(message, raw)
+            if args.results_3d is not None:
+                boxes[frame] = _track_boxes(message)
+
+        def on_tracks_3d(frame, message):
+            states_3d[frame] = {t.track_id: t for t in message.tracks}
 
         try:
-            summary = replay_bag(args.bag, options, on_tracks, image_topic=args.image_topic)
+            summary = replay_bag(
+                args.bag,
+                options,
+                on_tracks,
+                image_topic=args.image_topic,
+                on_tracks_3d=on_tracks_3d if args.results_3d is not None else None,
+            )
         finally:
             if tracks_bag is not None:
                 tracks_bag.close()
         written = recorder.close()
+    if args.results_3d is not None:
+        lines, with_3d = _write_replay_3d(args.results_3d, boxes, states_3d)
+        print(f"wrote {lines} track lines ({with_3d} with a 3-D estimate) to {args.results_3d}")
     for line in summary.node_warnings:
         print(f"tracker_node: {line}", file=sys.stderr)
     kept = f"; its log: {summary.node_log_path}" if summary.node_log_path else ""
@@ -546,6 +667,63 @@ def run_replay(args: argparse.Namespace) -> int:
         written.unmapped_tracks,
     )
     return 0
+
+
+def _replay_3d_overrides(bag: Path) -> dict:
+    """lift3d parameters for `replay --results-3d`: on, from points, with the bag's
+    static camera-from-LiDAR transform."""
+    from seg2track_ros.bags.reader import read_static_transform
+
+    overrides = {"lift3d.enabled": True, "lift3d.source": "points"}
+    static = read_static_transform(bag)
+    if static is not None:
+        overrides["lift3d.static_transform"] = " ".join(f"{v:.9g}" for v in static[2])
+    return overrides
+
+
+def _track_boxes(message) -> list:
+    out = []
+    for obj in message.objects:
+        box = obj.bbox
+        if box.size_x <= 0 or box.size_y <= 0:
+            continue  # an empty mask (LOST): no box, no 3-D
+        cx, cy = box.center.position.x, box.center.position.y
+        xyxy = (cx - box.size_x / 2, cy - box.size_y / 2, cx + box.size_x / 2, cy + box.size_y / 2)
+        out.append((obj.track_id, obj.class_id, xyxy))
+    return out
+
+
+def _write_replay_3d(path: Path, boxes: dict, states_3d: dict) -> tuple[int, int]:
+    import numpy as np
+
+    from seg2track_ros.datasets.tracks3d import Track3DRow, write_tracks3d
+    from seg2track_ros.errors import make_parent_folder
+
+    nan3 = np.full(3, np.nan)
+    rows = []
+    for frame in sorted(boxes):
+        frame_states = states_3d.get(frame, {})
+        for track_id, class_id, xyxy in boxes[frame]:
+            state = frame_states.get(track_id)
+            if state is None:
+                rows.append(Track3DRow(frame, track_id, class_id, xyxy, nan3, nan3, nan3, 0))
+                continue
+            p, v, z = state.position, state.velocity, state.size
+            rows.append(
+                Track3DRow(
+                    frame,
+                    track_id,
+                    class_id,
+                    xyxy,
+                    np.array([p.x, p.y, p.z]),
+                    np.array([v.x, v.y, v.z]),
+                    np.array([z.x, z.y, z.z]),
+                    int(state.valid_points),
+                )
+            )
+    make_parent_folder(Path(path), "3-D results")
+    write_tracks3d(path, rows)
+    return len(rows), sum(r.has_3d for r in rows)
 
 
 class _TracksBag:
@@ -653,6 +831,13 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     from seg2track_ros.evaluation import command_evaluate
 
     command_evaluate.add_parser(subparsers)
+
+
+@subcommand
+def add_evaluate_3d(subparsers: argparse._SubParsersAction) -> None:
+    from seg2track_ros.evaluation import evaluate3d
+
+    evaluate3d.add_parser(subparsers)
 
 
 @subcommand

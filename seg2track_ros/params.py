@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,54 @@ from seg2track_ros.engine.config import (
 
 class ParameterError(ConfigError):
     """An invalid parameter value; the message names the parameter."""
+
+
+@dataclass(frozen=True)
+class Lift3DSettings:
+    """tracker_node's optional 3-D output (parameters ``lift3d.<name>``); off by default.
+
+    ``source`` picks the 3-D input: ``depth`` (a depth image registered to the colour
+    camera) or ``points`` (a PointCloud2 plus the camera-from-sensor transform). The
+    engine's LiftConfig and MotionConfig take the numeric settings of the same names.
+    """
+
+    enabled: bool = False
+    source: str = "depth"
+    camera_info_topic: str = "camera_info"
+    depth_topic: str = "depth"
+    points_topic: str = "points"
+    # seconds: a depth image or cloud pairs with the tracked image of the nearest stamp
+    # within this (LiDAR scans are not triggered with the camera: KITTI's are ~5 ms off)
+    pair_slop: float = 0.0
+    depth_scale: float = 0.001
+    min_range: float = 0.3
+    max_range: float = 80.0
+    erosion: int = 2
+    min_valid_points: int = 20
+    process_noise: float = 1.0
+    measurement_noise: float = 0.02
+    # camera-from-sensor as "x y z qx qy qz qw" (metres, unit quaternion); empty: look
+    # it up with tf2 (where installed) from the cloud's frame_id to the image's frame_id
+    static_transform: str = ""
+    publish_markers: bool = True
+
+    def lift_config(self):
+        from seg2track_ros.engine.geometry3d import LiftConfig
+
+        return LiftConfig(
+            depth_scale=self.depth_scale,
+            min_range=self.min_range,
+            max_range=self.max_range,
+            erosion=self.erosion,
+            min_valid_points=self.min_valid_points,
+        )
+
+    def motion_config(self):
+        from seg2track_ros.engine.motion3d import MotionConfig
+
+        return MotionConfig(
+            process_noise=self.process_noise, measurement_noise=self.measurement_noise
+        )
 
 
 @dataclass(frozen=True)
@@ -54,6 +102,7 @@ class NodeSettings:
     segmenter: str = "sam2"
     class_map: str = ""
     expected_image_rate: float = 0.0
+    lift3d: Lift3DSettings = field(default_factory=Lift3DSettings)
 
 
 CHOICES = {
@@ -61,6 +110,7 @@ CHOICES = {
     "input_reliability": ("best_effort", "reliable"),
     "image_transport": ("raw", "compressed"),
     "mode": ("realtime", "lockstep"),
+    "source": ("depth", "points"),
 }
 
 
@@ -82,6 +132,7 @@ def default_values(class_ids: Iterable[str] | None = None) -> dict[str, Any]:
     values.update(scalar_fields(defaults.segmenter))
     values.update({f"tracker.{k}": v for k, v in scalar_fields(defaults.tracker).items()})
     values["tracker.class_ids"] = ids
+    values.update({f"lift3d.{k}": v for k, v in scalar_fields(Lift3DSettings()).items()})
     for name, value in scalar_fields(defaults.tracker.default_class).items():
         values[f"tracker.default_class.{name}"] = value
     for class_id in ids:
@@ -94,7 +145,10 @@ def default_values(class_ids: Iterable[str] | None = None) -> dict[str, Any]:
 def config_from_values(value: Callable[[str], Any]) -> tuple[EngineConfig, NodeSettings]:
     """Validated configs from a lookup of parameter values; ParameterError names the
     offending parameter."""
-    settings = NodeSettings(**{name: value(name) for name in scalar_fields(NodeSettings())})
+    lift3d = lift3d_from_values(value)
+    settings = NodeSettings(
+        **{name: value(name) for name in scalar_fields(NodeSettings())}, lift3d=lift3d
+    )
     segmenter = SegmenterConfig(**{name: value(name) for name in scalar_fields(SegmenterConfig())})
     scalars = {name: value(f"tracker.{name}") for name in scalar_fields(TrackerConfig())}
     thresholds = scalar_fields(ClassThresholds())
@@ -107,7 +161,11 @@ def config_from_values(value: Callable[[str], Any]) -> tuple[EngineConfig, NodeS
     }
     tracker = TrackerConfig(default_class=default_class, classes=classes, **scalars)
     for name, choices in CHOICES.items():
-        current = getattr(settings, name, None) or getattr(segmenter, name, None)
+        current = (
+            getattr(settings, name, None)
+            or getattr(segmenter, name, None)
+            or getattr(settings.lift3d, name, None)
+        )
         if current not in choices:
             raise ParameterError(f"parameter '{name}' must be one of {', '.join(choices)}")
     try:
@@ -134,6 +192,25 @@ def config_from_values(value: Callable[[str], Any]) -> tuple[EngineConfig, NodeS
         except ClassMapError as error:
             raise ParameterError(f"parameter 'class_map': {error}") from None
     return EngineConfig(tracker=tracker, segmenter=segmenter), settings
+
+
+def lift3d_from_values(value: Callable[[str], Any]) -> Lift3DSettings:
+    """The ``lift3d.*`` parameters, validated; ParameterError names the parameter."""
+    values = {name: value(f"lift3d.{name}") for name in scalar_fields(Lift3DSettings())}
+    settings = Lift3DSettings(**values)
+    try:
+        settings.lift_config().validate()
+        settings.motion_config().validate()
+    except ValueError as error:
+        raise ParameterError(f"parameter lift3d.{error}") from None
+    if settings.static_transform:
+        from seg2track_ros.engine.geometry3d import PointCloudError, transform_from_pose
+
+        try:
+            transform_from_pose(settings.static_transform.split())
+        except PointCloudError as error:
+            raise ParameterError(f"parameter 'lift3d.static_transform': {error}") from None
+    return settings
 
 
 def load_params_file(path: Path, node_name: str = "tracker_node") -> dict[str, Any]:

@@ -126,6 +126,7 @@ def run_sequence(
     progress: bool = False,
     class_map: ClassMap | None = None,
     input_class_map: ClassMap | None = None,
+    lift3d=None,
 ) -> RunSummary:
     """Track every frame in order and write the results file.
 
@@ -134,7 +135,8 @@ def run_sequence(
     the detections state, and the sequence ends at the last frame with detections unless
     `frames` says otherwise. ``class_map`` maps track classes to
     the benchmark's when writing; ``input_class_map`` renames detection classes before
-    tracking, as tracker_node's ``class_map`` parameter does.
+    tracking, as tracker_node's ``class_map`` parameter does. ``lift3d`` (a
+    lift3d_run.Lift3DRecorder) also lifts every tracked frame to 3-D and writes it.
     """
     import itertools
     import time
@@ -173,6 +175,8 @@ def run_sequence(
                 frame_detections = mapper(frame_detections)
             result = tracker.step(image, frame_detections)
             recorder.add_tracks(frame, result.tracks)
+            if lift3d is not None:
+                lift3d.add(frame, result)
             tracked += 1
             bar.update(1)
         summary = recorder.close()

@@ -80,6 +80,11 @@ def test_launch_file_declares_the_arguments():
         "mode",
         "publish_overlay",
         "log_level",
+        "lift3d",
+        "lift3d_source",
+        "camera_info_topic",
+        "depth_topic",
+        "points_topic",
     }
     assert expected <= declared, expected - declared
 
@@ -95,6 +100,8 @@ def test_launch_file_starts_tracker_node_with_params_file_and_remaps():
     remaps = ast.unparse(keywords["remappings"])
     assert "('image', LaunchConfiguration('image_topic'))" in remaps
     assert "('detections', LaunchConfiguration('detections_topic'))" in remaps
+    for topic in ("camera_info", "depth", "points"):
+        assert f"('{topic}', LaunchConfiguration('{topic}_topic'))" in remaps
     assert ast.unparse(keywords["parameters"]) == "parameters"
     source = ast.unparse(tree)
     assert "parameters = [LaunchConfiguration('params_file').perform(context)]" in source
@@ -334,3 +341,44 @@ def test_tracker_launch_remaps_the_compressed_topic_with_the_image_topic(monkeyp
         {"image_size": 512, "image_transport": "compressed"},
     ]
     assert "launch" in sys.modules  # the stand-ins, removed again by monkeypatch
+
+
+def test_tracker_launch_turns_on_3d_tracks_and_remaps_their_inputs(monkeypatch):
+    """lift3d:=true lift3d_source:=points points_topic:=... reach the node as the
+    parameters lift3d.enabled (a bool) and lift3d.source and as the remap of points."""
+    description = _launch_description(monkeypatch, "tracker.launch.py")
+    (opaque,) = [i for i in _walk(description) if type(i).__name__ == "OpaqueFunction"]
+    arguments = [
+        i.args[0] for i in _walk(description) if type(i).__name__ == "DeclareLaunchArgument"
+    ]
+
+    class Configuration:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def perform(self, context: dict) -> str:
+            return context[self.name]
+
+    function = opaque.kwargs["function"]
+    monkeypatch.setitem(function.__globals__, "LaunchConfiguration", Configuration)
+    context = {name: "" for name in arguments}
+    context.update(
+        params_file="p.yaml",
+        image_topic="/cam/image_raw",
+        camera_info_topic="/cam/camera_info",
+        depth_topic="depth",
+        points_topic="/velodyne_points",
+        lift3d="true",
+        lift3d_source="points",
+    )
+    (node,) = function(context)
+    remaps = {
+        source: target if isinstance(target, str) else target.perform(context)
+        for source, target in node.kwargs["remappings"]
+    }
+    assert remaps["camera_info"] == "/cam/camera_info"
+    assert remaps["points"] == "/velodyne_points"
+    assert node.kwargs["parameters"] == [
+        "p.yaml",
+        {"lift3d.enabled": True, "lift3d.source": "points"},
+    ]

@@ -16,9 +16,20 @@ from conftest import REPO_ROOT
 
 # Type hashes of the real vision_msgs 4.1.1 built with the ROS 2 wheels (Jazzy and
 # Kilted alike). The fallback must generate exactly these to interoperate on the wire.
+# The 3-D ones: ros-perception/vision_msgs at tag 4.1.1 (commit e77fa2d), its vision_msgs/
+# folder built with colcon in a scratch workspace outside this repository against the
+# Jazzy wheels of this venv (AMENT_PREFIX_PATH=CMAKE_PREFIX_PATH=.venv, -DBUILD_TESTING=OFF,
+# as docs/environment.md describes), read from install/vision_msgs/share/vision_msgs/
+# msg/<Message>.json; that build gave the two 2-D hashes above as well.
 VISION_MSGS_HASHES = {
     "Detection2DArray": "RIHS01_214274120007f4a683866481336b70310268cfa107aebe9d594a6acf75bda968",
     "Detection2D": "RIHS01_0d12b69df5c593b3455b7346fac8205437a7d4bcb09b9e0e0b2dde787ded38ea",
+    "ObjectHypothesisWithPose": (
+        "RIHS01_41c12344c0396c48b81df12467c192d99b2a0eb1463c5c37194e4223251c80bc"
+    ),
+    "BoundingBox3D": "RIHS01_bbb73a65c163d7f9bb29009c7bde9f7faa576bd2d23299c4511d19230dab4698",
+    "Detection3D": "RIHS01_ddd703be132ab0b69d33121f1bb034132bfbb3b0ac5f9fb1516005ba1c8a265b",
+    "Detection3DArray": "RIHS01_793f5eab9595ac1c0da07873cc859db42eae51f0ee76056db8562515d830e018",
 }
 
 

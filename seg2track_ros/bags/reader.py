@@ -9,7 +9,15 @@ from pathlib import Path
 
 from rosbags.rosbag2 import Reader, ReaderError
 
-from seg2track_ros.bags.typestore import DETECTIONS, IMAGE, IMAGE_TYPES, typestore
+from seg2track_ros.bags.typestore import (
+    CAMERA_INFO,
+    DETECTIONS,
+    IMAGE,
+    IMAGE_TYPES,
+    POINTS,
+    TF,
+    typestore,
+)
 from seg2track_ros.errors import UserFacingError
 
 
@@ -27,6 +35,10 @@ class BagMessagePair:
     image_cdr: bytes
     detections_cdr: bytes | None
     image_type: str = IMAGE
+    # The frame's sensor_msgs/CameraInfo and PointCloud2 (kitti-to-bag --calib
+    # --velodyne), paired by header stamp; None when the bag has none for it.
+    camera_info_cdr: bytes | None = None
+    points_cdr: bytes | None = None
 
     @property
     def compressed(self) -> bool:
@@ -48,19 +60,47 @@ def read_pairs(path: Path, image_topic: str | None = None) -> Iterator[BagMessag
     try:
         images = _image_connections(reader, path, image_topic)
         detections = [c for c in reader.connections if c.msgtype == DETECTIONS]
+        extras = [c for c in reader.connections if c.msgtype in (CAMERA_INFO, POINTS)]
         frames: dict[int, bytes] = {}
         found: dict[int, bytes] = {}
-        for connection, _time, data in reader.messages(connections=images + detections):
+        by_type: dict[str, dict[int, bytes]] = {CAMERA_INFO: {}, POINTS: {}}
+        for connection, _time, data in reader.messages(connections=images + detections + extras):
             raw = bytes(data)
             if connection.msgtype in IMAGE_TYPES:
                 frames[stamp_of(raw, connection.msgtype)] = raw
-            else:
+            elif connection.msgtype == DETECTIONS:
                 found[stamp_of(raw, DETECTIONS)] = raw
+            else:  # header stamp only: a cloud is never decoded here
+                by_type[connection.msgtype][_header_stamp(raw)] = raw
     finally:
         reader.close()
     image_type = images[0].msgtype
     for stamp in sorted(frames):
-        yield BagMessagePair(stamp, frames[stamp], found.get(stamp), image_type)
+        yield BagMessagePair(
+            stamp,
+            frames[stamp],
+            found.get(stamp),
+            image_type,
+            by_type[CAMERA_INFO].get(stamp),
+            by_type[POINTS].get(stamp),
+        )
+
+
+def read_static_transform(path: Path) -> tuple[str, str, tuple[float, ...]] | None:
+    """The first transform on /tf_static: (parent frame, child frame, x y z qx qy qz qw),
+    or None when the bag has none."""
+    reader = open_bag(Path(path))
+    try:
+        connections = [c for c in reader.connections if c.msgtype == TF and c.topic == "/tf_static"]
+        for _connection, _time, data in reader.messages(connections=connections):
+            message = typestore().deserialize_cdr(bytes(data), TF)
+            for stamped in message.transforms:
+                t, q = stamped.transform.translation, stamped.transform.rotation
+                pose = (t.x, t.y, t.z, q.x, q.y, q.z, q.w)
+                return stamped.header.frame_id, stamped.child_frame_id, pose
+    finally:
+        reader.close()
+    return None
 
 
 def open_bag(path: Path) -> Reader:

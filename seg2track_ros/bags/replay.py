@@ -101,13 +101,21 @@ class ReplaySummary:
 
 
 TracksCallback = Callable[[int, Any, bytes], None]  # frame index, message, raw CDR
+Tracks3DCallback = Callable[[int, Any], None]  # frame index, seg2track_msgs/Track3DArray
 
 
 def replay_bag(
-    bag: Path, options: ReplayOptions, on_tracks: TracksCallback, image_topic: str | None = None
+    bag: Path,
+    options: ReplayOptions,
+    on_tracks: TracksCallback,
+    image_topic: str | None = None,
+    on_tracks_3d: Tracks3DCallback | None = None,
 ) -> ReplaySummary:
     """Replay `bag` through tracker_node; `on_tracks(frame, msg, raw)` for each output.
 
+    The bag's CameraInfo and PointCloud2 (if any) are published on the node's
+    camera_info and points before each frame's image; with ``on_tracks_3d`` its
+    tracks_3d_state outputs are passed on (the caller turns lift3d on).
     The node's log: see ``ReplayOptions.node_log``. A ReplayError names the kept log."""
     pairs = list(read_pairs(bag, image_topic))
     if not pairs:
@@ -119,7 +127,9 @@ def replay_bag(
     if options.on_node_log is not None:
         options.on_node_log(log.path)
     try:
-        sent, received = _replay_through(process, log, pairs, namespace, options, on_tracks)
+        sent, received = _replay_through(
+            process, log, pairs, namespace, options, on_tracks, on_tracks_3d
+        )
     except ReplayError as error:
         stop_node(process)
         raise ReplayError(
@@ -141,6 +151,7 @@ def _replay_through(
     namespace: str,
     options: ReplayOptions,
     on_tracks: TracksCallback,
+    on_tracks_3d: Tracks3DCallback | None = None,
 ) -> tuple[int, dict[int, int]]:
     import rclpy
     from rclpy.context import Context
@@ -148,8 +159,8 @@ def _replay_through(
     from rclpy.node import Node
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rclpy.serialization import deserialize_message
-    from seg2track_msgs.msg import TrackedObjectArray
-    from sensor_msgs.msg import CompressedImage, Image
+    from seg2track_msgs.msg import Track3DArray, TrackedObjectArray
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
     from vision_msgs.msg import Detection2DArray
 
     frame_of = {pair.stamp_ns: index for index, pair in enumerate(pairs)}
@@ -179,6 +190,21 @@ def _replay_through(
     else:
         images = node.create_publisher(Image, f"/{namespace}/image", qos)
     detections = node.create_publisher(Detection2DArray, f"/{namespace}/detections", qos)
+    extras = (
+        node.create_publisher(CameraInfo, f"/{namespace}/camera_info", qos),
+        node.create_publisher(PointCloud2, f"/{namespace}/points", qos),
+    )
+    received_3d: set[int] = set()
+    if on_tracks_3d is not None:
+
+        def on_3d(message) -> None:
+            stamp = message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
+            frame = frame_of.get(stamp)
+            if frame is not None:
+                received_3d.add(frame)
+                on_tracks_3d(frame, message)
+
+        node.create_subscription(Track3DArray, f"/{namespace}/tracks_3d_state", on_3d, qos)
 
     def spin_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
         spin_node_until(executor, process, log, condition, timeout, what)
@@ -196,7 +222,7 @@ def _replay_through(
             if not options.lockstep:
                 due = started_wall + (pair.stamp_ns - first_stamp) / 1e9 / options.rate
                 spin_until(lambda due=due: time.monotonic() >= due, 1e9, "playing")
-            _publish(images, detections, pair)
+            _publish(images, detections, pair, extras)
             sent += 1
             if options.lockstep:
                 spin_until(
@@ -205,6 +231,14 @@ def _replay_through(
                     f"waiting for the tracks of frame {index}",
                 )
             progress.update(1)
+        if on_tracks_3d is not None:
+            # 3-D outputs follow their frame's 2-D ones: wait briefly for the last
+            deadline = time.monotonic() + 2.0
+            spin_until(
+                lambda: len(pairs) - 1 in received_3d or time.monotonic() > deadline,
+                3.0,
+                "waiting for the last 3-D tracks",
+            )
         if not options.lockstep:
             deadline = time.monotonic() + options.drain_s
             spin_until(
@@ -220,7 +254,14 @@ def _replay_through(
     return sent, received
 
 
-def _publish(images, detections, pair: BagMessagePair) -> None:
+def _publish(images, detections, pair: BagMessagePair, extras=None) -> None:
+    # The 3-D inputs first: the node looks them up when it publishes the frame.
+    if extras is not None:
+        camera_info, points = extras
+        if pair.camera_info_cdr is not None:
+            camera_info.publish(pair.camera_info_cdr)
+        if pair.points_cdr is not None:
+            points.publish(pair.points_cdr)
     images.publish(pair.image_cdr)
     if pair.detections_cdr is not None:
         detections.publish(pair.detections_cdr)

@@ -21,6 +21,9 @@ IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 DETECTIONS = "vision_msgs/msg/Detection2DArray"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+POINTS = "sensor_msgs/msg/PointCloud2"
+TF = "tf2_msgs/msg/TFMessage"
 TRACKS = "seg2track_msgs/msg/TrackedObjectArray"
 
 # Registration order matters: a type's dependencies first.

@@ -9,13 +9,24 @@ from pathlib import Path
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from seg2track_ros.bags.typestore import COMPRESSED_IMAGE, DETECTIONS, IMAGE, typestore
+from seg2track_ros.bags.typestore import (
+    CAMERA_INFO,
+    COMPRESSED_IMAGE,
+    DETECTIONS,
+    IMAGE,
+    POINTS,
+    TF,
+    typestore,
+)
 from seg2track_ros.engine.types import Detections
 from seg2track_ros.errors import UserFacingError, make_parent_folder
 
 KITTI_IMAGE_TOPIC = "/kitti/camera_color_left/image_raw"
 KITTI_FRAME_ID = "camera_color_left"
 DETECTIONS_TOPIC = "/detections"
+KITTI_CAMERA_INFO_TOPIC = "/kitti/camera_color_left/camera_info"
+KITTI_POINTS_TOPIC = "/kitti/velo/pointcloud"
+KITTI_LIDAR_FRAME_ID = "velo_link"
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 # kitti-to-bag's clock without timestamps.txt: frame i at 1.0 s + i / 10 Hz.
 DEFAULT_FIRST_STAMP_NS = 1_000_000_000
@@ -36,6 +47,23 @@ class BagFrame:
     stamp_ns: int
     image_bgr: np.ndarray  # (H, W, 3) uint8
     detections: Detections
+    # (N, 4) float32 x, y, z, reflectance in the LiDAR frame (with write_bag's lidar)
+    points: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class LidarBag:
+    """What kitti-to-bag --calib --velodyne adds: per frame a CameraInfo (``k`` 3x3 and
+    ``p`` 3x4 of the colour camera) and a PointCloud2 (x, y, z, intensity float32 in
+    ``lidar_frame_id``) with the image's header stamp, and once, on /tf_static, the
+    transform image frame <- ``lidar_frame_id`` (``camera_from_lidar``, 4x4)."""
+
+    k: np.ndarray
+    p: np.ndarray
+    camera_from_lidar: np.ndarray
+    camera_info_topic: str = KITTI_CAMERA_INFO_TOPIC
+    points_topic: str = KITTI_POINTS_TOPIC
+    lidar_frame_id: str = KITTI_LIDAR_FRAME_ID
 
 
 @dataclass(frozen=True)
@@ -54,6 +82,7 @@ def write_bag(
     detections_topic: str = DETECTIONS_TOPIC,
     frame_id: str = KITTI_FRAME_ID,
     compressed: str | None = None,
+    lidar: LidarBag | None = None,
 ) -> BagSummary:
     """Write a bag with one bgr8 Image and one Detection2DArray (same header) per frame.
 
@@ -83,6 +112,19 @@ def write_bag(
             topic = f"{image_topic.rstrip('/')}/compressed"
             images = writer.add_connection(topic, COMPRESSED_IMAGE, typestore=store)
         detections = writer.add_connection(detections_topic, DETECTIONS, typestore=store)
+        lidar_connections = None
+        if lidar is not None:
+            lidar_connections = (
+                writer.add_connection(lidar.camera_info_topic, CAMERA_INFO, typestore=store),
+                writer.add_connection(lidar.points_topic, POINTS, typestore=store),
+                writer.add_connection(
+                    "/tf_static",
+                    TF,
+                    typestore=store,
+                    offered_qos_profiles=[_static_qos()],
+                ),
+            )
+        first = True
         for frame in frames:
             header = _header(store, frame.stamp_ns, frame_id)
             if compressed is None:
@@ -92,6 +134,23 @@ def write_bag(
             array = _detections(store, header, frame.detections)
             writer.write(images, frame.stamp_ns, store.serialize_cdr(image, images.msgtype))
             writer.write(detections, frame.stamp_ns, store.serialize_cdr(array, DETECTIONS))
+            if lidar_connections is not None:
+                info_connection, points_connection, tf_connection = lidar_connections
+                if first:
+                    tf = _static_transform(store, header, lidar)
+                    writer.write(tf_connection, frame.stamp_ns, store.serialize_cdr(tf, TF))
+                height, width = frame.image_bgr.shape[:2]
+                info = _camera_info(store, header, lidar, width, height)
+                writer.write(
+                    info_connection, frame.stamp_ns, store.serialize_cdr(info, CAMERA_INFO)
+                )
+                if frame.points is not None:
+                    cloud_header = _header(store, frame.stamp_ns, lidar.lidar_frame_id)
+                    cloud = _cloud(store, cloud_header, frame.points)
+                    writer.write(
+                        points_connection, frame.stamp_ns, store.serialize_cdr(cloud, POINTS)
+                    )
+            first = False
             count += 1
             detection_count += len(frame.detections)
     except BaseException:
@@ -110,6 +169,97 @@ def _header(store, stamp_ns: int, frame_id: str):
         sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000)
     )
     return types["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id)
+
+
+def _static_qos():
+    """/tf_static is latched in ROS 2 (transient local, keep last 1): recorded with that
+    profile, `ros2 bag play` offers it the same way and late subscribers still get it."""
+    from rosbags.interfaces import (
+        Qos,
+        QosDurability,
+        QosHistory,
+        QosLiveliness,
+        QosReliability,
+        QosTime,
+    )
+
+    never = QosTime(0, 0)
+    return Qos(
+        QosHistory.KEEP_LAST,
+        1,
+        QosReliability.RELIABLE,
+        QosDurability.TRANSIENT_LOCAL,
+        never,
+        never,
+        QosLiveliness.AUTOMATIC,
+        never,
+        False,
+    )
+
+
+def _camera_info(store, header, lidar: LidarBag, width: int, height: int):
+    t = store.types
+    return t[CAMERA_INFO](
+        header=header,
+        height=height,
+        width=width,
+        distortion_model="plumb_bob",
+        d=np.zeros(5, np.float64),
+        k=np.asarray(lidar.k, np.float64).reshape(9),
+        r=np.eye(3).reshape(9),
+        p=np.asarray(lidar.p, np.float64).reshape(12),
+        binning_x=0,
+        binning_y=0,
+        roi=t["sensor_msgs/msg/RegionOfInterest"](
+            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
+        ),
+    )
+
+
+def _cloud(store, header, points: np.ndarray):
+    t = store.types
+    points = np.ascontiguousarray(np.asarray(points, dtype="<f4").reshape(-1, 4))
+    fields = [
+        t["sensor_msgs/msg/PointField"](name=name, offset=4 * i, datatype=7, count=1)
+        for i, name in enumerate(("x", "y", "z", "intensity"))
+    ]
+    return t[POINTS](
+        header=header,
+        height=1,
+        width=len(points),
+        fields=fields,
+        is_bigendian=False,
+        point_step=16,
+        row_step=16 * len(points),
+        data=points.view(np.uint8).reshape(-1),
+        is_dense=bool(np.isfinite(points).all()),
+    )
+
+
+def pose_from_transform(transform: np.ndarray) -> tuple[float, ...]:
+    """x y z qx qy qz qw of a 4x4 transform (its rotation orthonormalised: KITTI's
+    R_rect @ Tr_velo_cam is orthonormal only to about 1e-6)."""
+    from scipy.spatial.transform import Rotation
+
+    transform = np.asarray(transform, dtype=np.float64)
+    u, _, vt = np.linalg.svd(transform[:3, :3])
+    qx, qy, qz, qw = Rotation.from_matrix(u @ vt).as_quat()
+    x, y, z = transform[:3, 3]
+    return (float(x), float(y), float(z), float(qx), float(qy), float(qz), float(qw))
+
+
+def _static_transform(store, header, lidar: LidarBag):
+    t = store.types
+    x, y, z, qx, qy, qz, qw = pose_from_transform(lidar.camera_from_lidar)
+    stamped = t["geometry_msgs/msg/TransformStamped"](
+        header=header,
+        child_frame_id=lidar.lidar_frame_id,
+        transform=t["geometry_msgs/msg/Transform"](
+            translation=t["geometry_msgs/msg/Vector3"](x=x, y=y, z=z),
+            rotation=t["geometry_msgs/msg/Quaternion"](x=qx, y=qy, z=qz, w=qw),
+        ),
+    )
+    return t[TF](transforms=[stamped])
 
 
 def _image(store, header, bgr: np.ndarray):

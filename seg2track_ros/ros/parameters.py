@@ -18,6 +18,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from seg2track_ros.engine.config import MAX_IMAGE_SIZE, MODEL_SIZES, EngineConfig
 from seg2track_ros.params import (
     CHOICES,
+    Lift3DSettings,
     NodeSettings,
     ParameterError,
     config_from_values,
@@ -117,6 +118,36 @@ TRACKER_DESCRIPTIONS = {
     "max_tracks": "at most this many tracks at once",
 }
 
+LIFT3D_DESCRIPTIONS = {
+    "enabled": "publish 3-D tracks (tracks_3d, tracks_3d_state, markers) from camera_info plus"
+    " a depth image or a point cloud; off: no 3-D inputs are subscribed, and the 2-D outputs"
+    " never depend on them either way",
+    "source": "depth: a depth image registered to the colour camera (16UC1 or 32FC1);"
+    " points: a sensor_msgs/PointCloud2 and the camera-from-sensor transform",
+    "camera_info_topic": "sensor_msgs/CameraInfo of the colour camera (node-relative; K is"
+    " used, the image is taken as rectified)",
+    "depth_topic": "sensor_msgs/Image depth input (source depth; node-relative)",
+    "points_topic": "sensor_msgs/PointCloud2 input (source points; node-relative)",
+    "pair_slop": "seconds: a depth image or cloud pairs with the tracked image of the nearest"
+    " stamp within this (0: equal stamps; LiDAR scans need a few ms, KITTI about 0.05)",
+    "depth_scale": "metres per unit of a 16UC1 depth image (0.001: millimetres); 32FC1 is metres",
+    "min_range": "metres: depths (and point depths along the camera axis) below this are invalid",
+    "max_range": "metres: depths beyond this are invalid",
+    "erosion": "pixels each mask is eroded by before its 3-D points are taken (depth bleeds"
+    " across object edges)",
+    "min_valid_points": "a track with fewer valid 3-D points in its eroded mask gets no 3-D"
+    " output on that frame",
+    "process_noise": "constant-velocity filter: white-acceleration spectral density (m^2/s^3)"
+    " per axis; higher follows manoeuvres faster, lower smooths more",
+    "measurement_noise": "constant-velocity filter: standard deviation of a measured centre"
+    " per metre of range (plus 0.05 m)",
+    "static_transform": "camera-from-sensor transform of the cloud as 'x y z qx qy qz qw'"
+    " (metres, quaternion: a point in the sensor frame maps into the image's optical frame);"
+    " empty: tf2 looks it up (where tf2_ros is installed)",
+    "publish_markers": "also publish visualization_msgs/MarkerArray on 'markers' (a box and"
+    " an id label per track) for RViz",
+}
+
 CLASS_DESCRIPTIONS = {
     "detection_threshold": "detections scoring below this are ignored",
     "addition_threshold": "an unmatched detection starts a track when more than this fraction"
@@ -138,6 +169,11 @@ FLOAT_RANGES = {
     "sync_timeout": (0.0, 60.0),
     "diagnostics_period": (0.1, 60.0),
     "expected_image_rate": (0.0, 1000.0),
+    "pair_slop": (0.0, 10.0),
+    "depth_scale": (1e-6, 1000.0),
+    "min_range": (0.0, 1000.0),
+    "max_range": (0.01, 10000.0),
+    "process_noise": (0.0, 1000.0),
 }
 INT_RANGES = {
     "image_size": (64, MAX_IMAGE_SIZE, 64),
@@ -155,6 +191,8 @@ INT_RANGES = {
     "max_detections": (1, 100_000, 1),
     "max_image_pixels": (1, 1 << 30, 1),
     "inject_fault_every": (0, 1_000_000, 1),
+    "erosion": (0, 50, 1),
+    "min_valid_points": (1, 1_000_000, 1),
 }
 
 
@@ -203,6 +241,8 @@ def declare_parameters(node) -> dict[str, str]:
         _declare(node, name, name, default, NODE_DESCRIPTIONS[name], errors)
     for name, default in _fields(defaults.segmenter).items():
         _declare(node, name, name, default, SEGMENTER_DESCRIPTIONS[name], errors)
+    for name, default in _fields(Lift3DSettings()).items():
+        _declare(node, f"lift3d.{name}", name, default, LIFT3D_DESCRIPTIONS[name], errors)
     for name, default in _fields(defaults.tracker).items():
         _declare(node, f"tracker.{name}", name, default, TRACKER_DESCRIPTIONS[name], errors)
     class_ids = list(defaults.tracker.classes)

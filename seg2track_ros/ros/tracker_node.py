@@ -26,10 +26,11 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from seg2track_msgs.msg import TrackedObjectArray
-from sensor_msgs.msg import CompressedImage, Image
+from seg2track_msgs.msg import Track3DArray, TrackedObjectArray
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
-from vision_msgs.msg import Detection2DArray
+from vision_msgs.msg import Detection2DArray, Detection3DArray
+from visualization_msgs.msg import MarkerArray
 
 from seg2track_ros.classmap import DetectionClassMapper, parse_class_map
 from seg2track_ros.engine.checkpoints import CheckpointError
@@ -45,6 +46,12 @@ from seg2track_ros.ros.conversions import (
     detections_from_msg,
     step_to_msgs,
 )
+from seg2track_ros.ros.conversions3d import (
+    tracks3d_to_detections_msg,
+    tracks3d_to_markers,
+    tracks3d_to_state_msg,
+)
+from seg2track_ros.ros.lift3d_stage import Lift3DStage
 from seg2track_ros.ros.parameters import (
     NodeSettings,
     ParameterError,
@@ -112,6 +119,7 @@ class _Stats:
     # Tracked, but outside what every threshold assumes (logits? percentages?).
     detection_scores_outside_0_1: int = 0
     images_missed: int = 0  # images missing in the stamp sequence (lost before the node)
+    tracks_3d: int = 0  # tracks with a 3-D output on the last frame that had 3-D input
 
 
 _UNPAIRED_WHY = {
@@ -158,6 +166,14 @@ class TrackerNode(LifecycleNode):
         self._labels_pub = None
         self._overlay_pub = None
         self._diagnostics_pub = None
+        # The optional 3-D stage (lift3d.enabled): its inputs and outputs.
+        self._lift3d: Lift3DStage | None = None
+        self._camera_info_subscription = None
+        self._lift3d_input_subscription = None
+        self._tracks3d_pub = None
+        self._tracks3d_state_pub = None
+        self._markers_pub = None
+        self._tf_listener = None
         self._sync: StampSynchronizer | None = None
         self._converter: ImageConverter | None = None
         self._gaps = StampGapCounter()
@@ -192,6 +208,7 @@ class TrackerNode(LifecycleNode):
             else None
         )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_QOS)
+        self._configure_lift3d()
         self._converter = ImageConverter(max_pixels=settings.max_image_pixels)
         self._class_mapper = (
             DetectionClassMapper(parse_class_map(settings.class_map), self.get_logger().warning)
@@ -216,6 +233,35 @@ class TrackerNode(LifecycleNode):
             f" images via {self._converter.backend}"
         )
         return TransitionCallbackReturn.SUCCESS
+
+    def _configure_lift3d(self) -> None:
+        """The 3-D stage and its publishers, only with lift3d.enabled."""
+        self._lift3d = None
+        lift = self._settings.lift3d
+        if not lift.enabled:
+            return
+        tf_buffer = None
+        if lift.source == "points" and not lift.static_transform:
+            try:
+                import tf2_ros
+            except ImportError:
+                self.get_logger().warning(
+                    "lift3d: no lift3d.static_transform and tf2_ros is not installed: every"
+                    " point cloud is rejected (transform_missing) until the transform is set"
+                )
+            else:
+                if self._tf_listener is None:  # one listener for the node's life
+                    self._tf_listener = tf2_ros.TransformListener(tf2_ros.Buffer(), self)
+                tf_buffer = self._tf_listener.buffer
+        self._lift3d = Lift3DStage(lift, tf_buffer, self._settings.max_image_pixels)
+        self._tracks3d_pub = self.create_lifecycle_publisher(
+            Detection3DArray, "tracks_3d", OUTPUT_QOS
+        )
+        self._tracks3d_state_pub = self.create_lifecycle_publisher(
+            Track3DArray, "tracks_3d_state", OUTPUT_QOS
+        )
+        if lift.publish_markers:
+            self._markers_pub = self.create_lifecycle_publisher(MarkerArray, "markers", OUTPUT_QOS)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self._tracker is None and not self._load_engine():
@@ -272,6 +318,19 @@ class TrackerNode(LifecycleNode):
         self._detections_subscription = self.create_subscription(
             Detection2DArray, settings.detections_topic, self._on_detections, input_qos
         )
+        lift = settings.lift3d
+        if self._lift3d is not None:
+            self._camera_info_subscription = self.create_subscription(
+                CameraInfo, lift.camera_info_topic, self._on_camera_info, input_qos
+            )
+            if lift.source == "depth":
+                self._lift3d_input_subscription = self.create_subscription(
+                    Image, lift.depth_topic, self._on_lift3d_input, input_qos
+                )
+            else:
+                self._lift3d_input_subscription = self.create_subscription(
+                    PointCloud2, lift.points_topic, self._on_lift3d_input, input_qos
+                )
         # Runs only while images wait for their detections (_on_image re-arms it): a
         # 50 Hz timer firing for nothing cost an idle node several % of a core.
         self._sync_timer = self.create_timer(0.02, self._on_sync_timer)
@@ -358,7 +417,15 @@ class TrackerNode(LifecycleNode):
     def _destroy_publishers_locked(self) -> None:
         # Lifecycle publishers are also registered as managed entities: only
         # destroy_lifecycle_publisher releases them from there.
-        lifecycle = (self._tracks_pub, self._detections_pub, self._labels_pub, self._overlay_pub)
+        lifecycle = (
+            self._tracks_pub,
+            self._detections_pub,
+            self._labels_pub,
+            self._overlay_pub,
+            self._tracks3d_pub,
+            self._tracks3d_state_pub,
+            self._markers_pub,
+        )
         for publisher in lifecycle:
             if publisher is not None:
                 self.destroy_lifecycle_publisher(publisher)
@@ -366,6 +433,7 @@ class TrackerNode(LifecycleNode):
             self.destroy_publisher(self._diagnostics_pub)
         self._tracks_pub = self._detections_pub = self._labels_pub = None
         self._overlay_pub = self._diagnostics_pub = None
+        self._tracks3d_pub = self._tracks3d_state_pub = self._markers_pub = None
 
     # ------------------------------------------------------------------ inputs
     @_never_raises
@@ -412,6 +480,24 @@ class TrackerNode(LifecycleNode):
         self._enqueue(self._sync.add_image(stamp, _Frame(msg.header, rgb, None, now), now))
         if self._sync.pending_images and self._sync_timer.is_canceled():
             self._sync_timer.reset()
+
+    @_never_raises
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        if not self._running or self._lift3d is None:
+            return
+        try:
+            self._lift3d.set_camera_info(msg)
+        except RejectedInput as error:
+            self._reject(error.reason, str(error))
+
+    @_never_raises
+    def _on_lift3d_input(self, msg) -> None:
+        if not self._running or self._lift3d is None:
+            return
+        try:
+            self._lift3d.add_input(msg)
+        except RejectedInput as error:
+            self._reject(error.reason, f"{self._settings.lift3d.source} rejected: {error}")
 
     @_never_raises
     def _on_detections(self, msg: Detection2DArray) -> None:
@@ -616,6 +702,8 @@ class TrackerNode(LifecycleNode):
             self._labels_pub.publish(messages.labels)
             if overlay is not None and self._overlay_pub is not None:
                 self._overlay_pub.publish(overlay)
+        if self._lift3d is not None:
+            self._publish_3d(header, result)
         now = self.get_clock().now().nanoseconds
         with self._stats_lock:
             stats = self._stats
@@ -625,14 +713,54 @@ class TrackerNode(LifecycleNode):
             stats.processing_ms.append((now - frame.received_ns) / 1e6)
             stats.processed_times.append(time.monotonic())
 
+    def _publish_3d(self, header, result) -> None:
+        """The frame's 3-D outputs, after its 2-D ones (which never wait for these). A
+        frame without 3-D input, or with a bad one, is counted and publishes nothing."""
+        try:
+            outputs = self._lift3d.process(header, result)
+        except RejectedInput as error:
+            self._reject(error.reason, str(error))
+            return
+        except Exception as error:  # the 3-D stage must never cost the 2-D outputs
+            self._reject("lift3d_error", f"no 3-D output: {error!r}")
+            return
+        too_few = self._lift3d.too_few_points
+        if too_few:
+            self._reject(
+                "lift3d_too_few_points",
+                f"track(s) {', '.join(map(str, too_few))}: too few valid 3-D points in the"
+                f" eroded mask (< lift3d.min_valid_points {self._settings.lift3d.min_valid_points};"
+                " depth NaN, inf, 0 or out of range, or no LiDAR points on the object): no"
+                " 3-D output for them",
+                len(too_few),
+            )
+        detections = tracks3d_to_detections_msg(outputs, header)
+        states = tracks3d_to_state_msg(outputs, header)
+        markers = tracks3d_to_markers(outputs, header) if self._markers_pub is not None else None
+        with self._outputs_lock:
+            if not self._running or self._tracks3d_pub is None:
+                return
+            self._tracks3d_pub.publish(detections)
+            self._tracks3d_state_pub.publish(states)
+            if markers is not None and self._markers_pub is not None:
+                self._markers_pub.publish(markers)
+        with self._stats_lock:
+            self._stats.tracks_3d = len(outputs)
+
     def _destroy_inputs(self) -> None:
-        for subscription in (self._image_subscription, self._detections_subscription):
+        for subscription in (
+            self._image_subscription,
+            self._detections_subscription,
+            self._camera_info_subscription,
+            self._lift3d_input_subscription,
+        ):
             if subscription is not None:
                 self.destroy_subscription(subscription)
         for timer in (self._sync_timer, self._diagnostics_timer):
             if timer is not None:
                 self.destroy_timer(timer)
         self._image_subscription = self._detections_subscription = None
+        self._camera_info_subscription = self._lift3d_input_subscription = None
         self._sync_timer = self._diagnostics_timer = None
 
     def _stop_processing(self, timeout: float = STOP_TIMEOUT_S) -> bool:
@@ -708,6 +836,8 @@ class TrackerNode(LifecycleNode):
                 return response
             dropped = self._tracker.num_tracks
             self._tracker.reset()
+            if self._lift3d is not None:
+                self._lift3d.reset()
             self._last_stamp_ns = None
         response.success = True
         response.message = f"cleared {dropped} tracks; new track ids keep increasing"
@@ -758,6 +888,7 @@ class TrackerNode(LifecycleNode):
                 "queue_bytes_peak": stats.queue_bytes_peak,
                 "detection_scores_outside_0_1": stats.detection_scores_outside_0_1,
                 "images_missed": stats.images_missed,
+                **({"tracks_3d": stats.tracks_3d} if self._lift3d is not None else {}),
                 "image_period_ms": _period_ms(self._gaps.period_ns),
                 **{f"rejected_{reason}": n for reason, n in sorted(stats.rejected.items())},
                 **{
