@@ -61,6 +61,7 @@ from seg2track_ros.ros.parameters import (
 from seg2track_ros.ros.shutdown import ShutdownSignals, StartupInterrupted
 from seg2track_ros.ros.stamp_gaps import StampGapCounter
 from seg2track_ros.ros.sync import StampSynchronizer, SyncedPair
+from seg2track_ros.stamps import header_stamp_ns
 from seg2track_ros.visualize import overlay_image
 
 OUTPUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -450,7 +451,7 @@ class TrackerNode(LifecycleNode):
     def _take_image(self, msg, convert) -> None:
         if not self._running:
             return
-        stamp = _stamp_ns(msg.header)
+        stamp = header_stamp_ns(msg.header)
         missing = self._gaps.add(stamp)
         with self._stats_lock:
             self._stats.frames_in += 1
@@ -504,7 +505,7 @@ class TrackerNode(LifecycleNode):
         if not self._running:
             return
         now = self.get_clock().now().nanoseconds
-        self._enqueue(self._sync.add_detections(_stamp_ns(msg.header), msg, now))
+        self._enqueue(self._sync.add_detections(header_stamp_ns(msg.header), msg, now))
 
     @_never_raises
     def _on_sync_timer(self) -> None:
@@ -598,7 +599,7 @@ class TrackerNode(LifecycleNode):
     def _process(self, frame: _Frame) -> None:
         settings = self._settings
         height, width = frame.rgb.shape[:2]
-        stamp = _stamp_ns(frame.header)
+        stamp = header_stamp_ns(frame.header)
         detections = Detections.empty()
         if frame.detections_msg is not None:
             converted = detections_from_msg(
@@ -709,7 +710,7 @@ class TrackerNode(LifecycleNode):
             stats = self._stats
             stats.frames_processed += 1
             stats.active_tracks = len(result.tracks)
-            stats.stamp_latency_ms.append((now - _stamp_ns(header)) / 1e6)
+            stats.stamp_latency_ms.append((now - header_stamp_ns(header)) / 1e6)
             stats.processing_ms.append((now - frame.received_ns) / 1e6)
             stats.processed_times.append(time.monotonic())
 
@@ -918,10 +919,6 @@ def _period_ms(period_ns: float | None) -> float | str:
 def compressed_topic(image_topic: str) -> str:
     """image_transport's name for the compressed stream of `image_topic`."""
     return f"{image_topic.rstrip('/')}/compressed"
-
-
-def _stamp_ns(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def _percentile(values, q: float) -> float:
