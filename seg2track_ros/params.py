@@ -54,6 +54,9 @@ class NodeSettings:
     segmenter: str = "sam2"
     class_map: str = ""
     expected_image_rate: float = 0.0
+    # Camera names: one tracker_node serves them all with one model (topics
+    # '<camera>/image', ...). [""]: one unnamed camera on the plain topics.
+    cameras: list[str] = dataclasses.field(default_factory=lambda: [""])
 
 
 CHOICES = {
@@ -120,6 +123,7 @@ def config_from_values(value: Callable[[str], Any]) -> tuple[EngineConfig, NodeS
         raise ParameterError(f"parameter tracker.{error}") from error
     if settings.sync_timeout <= 0:
         raise ParameterError("parameter 'sync_timeout' must be > 0")
+    check_camera_names(settings.cameras)
     from seg2track_ros.engine.registry import check_segmenter_name
 
     try:
@@ -134,6 +138,29 @@ def config_from_values(value: Callable[[str], Any]) -> tuple[EngineConfig, NodeS
         except ClassMapError as error:
             raise ParameterError(f"parameter 'class_map': {error}") from None
     return EngineConfig(tracker=tracker, segmenter=segmenter), settings
+
+
+def check_camera_names(cameras: list[str]) -> None:
+    """ParameterError unless ``cameras`` is [""] (one unnamed camera) or unique names
+    that are valid ROS name tokens (letters, digits, underscores; not starting with a
+    digit), usable as topic namespaces."""
+    import re
+
+    cameras = list(cameras)
+    if cameras == [""]:
+        return
+    if not cameras:
+        raise ParameterError(
+            "parameter 'cameras' is empty; use [\"\"] for one unnamed camera or name them"
+        )
+    for name in cameras:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ParameterError(
+                f"parameter 'cameras': {name!r} is not a valid camera name (letters, digits"
+                ' and underscores, not starting with a digit; "" only as the one camera)'
+            )
+    if len(set(cameras)) != len(cameras):
+        raise ParameterError(f"parameter 'cameras' names a camera twice: {cameras}")
 
 
 def load_params_file(path: Path, node_name: str = "tracker_node") -> dict[str, Any]:
