@@ -124,6 +124,16 @@ def config_from_values(value: Callable[[str], Any]) -> tuple[EngineConfig, NodeS
     if settings.sync_timeout <= 0:
         raise ParameterError("parameter 'sync_timeout' must be > 0")
     check_camera_names(settings.cameras)
+    for name in ("image_topic", "detections_topic"):
+        topic = getattr(settings, name)
+        if settings.cameras == [""] and "{camera}" in topic:
+            raise ParameterError(f"parameter '{name}' has '{{camera}}' but 'cameras' names none")
+        if settings.cameras != [""] and topic.startswith("/") and "{camera}" not in topic:
+            raise ParameterError(
+                f"parameter '{name}' is an absolute topic, one for every camera; put"
+                " '{camera}' in it (e.g. '/kitti/camera_color_{camera}/image_raw') or use a"
+                " relative name (each camera reads '<camera>/<name>')"
+            )
     from seg2track_ros.engine.registry import check_segmenter_name
 
     try:

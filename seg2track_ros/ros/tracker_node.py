@@ -145,7 +145,12 @@ class _Camera:
         self.reset_service = None
 
     def topic(self, name: str) -> str:
-        """A node-relative topic of this camera: '<camera>/<name>', or '<name>'."""
+        """This camera's topic ``name``: with '{camera}' in it, that replaced by the
+        camera's name (an input topic of any shape, e.g.
+        '/kitti/camera_color_{camera}/image_raw'); else '<camera>/<name>' (node-relative,
+        remappable), or '<name>' for the unnamed camera."""
+        if "{camera}" in name:
+            return name.replace("{camera}", self.name)
         return f"{self.name}/{name}" if self.name else name
 
     @property
