@@ -7,6 +7,14 @@ segmenter, model, checkpoint, device, image_size, mode, publish_overlay and imag
 override the same parameters in params_file when given; left empty, params_file's values
 stand. With image_transport:=compressed the node takes sensor_msgs/CompressedImage from
 <image_topic>/compressed.
+
+Several cameras in one node (one model): cameras:=front,rear (or 'cameras' in a
+params_file) and camera_remaps with each camera's topics, comma-separated
+'<from>=<to>' pairs of node-relative names:
+
+    ros2 launch seg2track_ros tracker.launch.py cameras:=front,rear \
+        camera_remaps:=front/image=/cam_front/image_raw,front/detections=/yolo_front/detections,\
+rear/image=/cam_rear/image_raw,rear/detections=/yolo_rear/detections
 """
 
 from launch import LaunchDescription
@@ -30,8 +38,29 @@ BOOLEAN_PARAMETERS = {"publish_overlay"}
 INTEGER_PARAMETERS = {"image_size"}
 
 
+def parse_cameras(text: str) -> list[str]:
+    """'front,rear' -> ['front', 'rear'] (spaces ignored); '' -> [] (params_file's)."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def parse_remaps(text: str) -> list[tuple[str, str]]:
+    """'front/image=/cam/image_raw,front/detections=/det' -> [(from, to), ...]."""
+    remaps = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        source, sep, target = item.partition("=")
+        if not sep or not source.strip() or not target.strip():
+            raise ValueError(f"camera_remaps item '{item}' is not '<from>=<to>'")
+        remaps.append((source.strip(), target.strip()))
+    return remaps
+
+
 def _parameter_overrides(context) -> dict:
     overrides = {}
+    cameras = parse_cameras(LaunchConfiguration("cameras").perform(context))
+    if cameras:
+        overrides["cameras"] = cameras
     for name in PARAMETER_ARGUMENTS:
         value = LaunchConfiguration(name).perform(context)
         if value == "":
@@ -55,6 +84,7 @@ def _tracker_node(context):
     if overrides:
         parameters.append(overrides)
     image_topic = LaunchConfiguration("image_topic").perform(context)
+    camera_remaps = parse_remaps(LaunchConfiguration("camera_remaps").perform(context))
     return [
         Node(
             package="seg2track_ros",
@@ -67,6 +97,7 @@ def _tracker_node(context):
                 # image_transport's name for the compressed stream of the same topic
                 ("image/compressed", image_topic.rstrip("/") + "/compressed"),
                 ("detections", LaunchConfiguration("detections_topic")),
+                *camera_remaps,
             ],
             arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
             output="screen",
@@ -92,6 +123,18 @@ def generate_launch_description():
             description="vision_msgs/Detection2DArray input",
         ),
         DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
+        DeclareLaunchArgument(
+            "cameras",
+            default_value="",
+            description="camera names, comma-separated, for one node serving them all"
+            " (empty: params_file's 'cameras', by default one unnamed camera)",
+        ),
+        DeclareLaunchArgument(
+            "camera_remaps",
+            default_value="",
+            description="per-camera remaps, comma-separated '<from>=<to>' pairs, e.g."
+            " front/image=/cam_front/image_raw",
+        ),
         DeclareLaunchArgument("log_level", default_value="info", description="logging level"),
     ] + [
         DeclareLaunchArgument(name, default_value="", description=f"{text} (empty: params_file)")
