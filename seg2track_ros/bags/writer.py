@@ -36,6 +36,27 @@ class BagFrame:
     stamp_ns: int
     image_bgr: np.ndarray  # (H, W, 3) uint8
     detections: Detections
+    # A second camera's image and detections at the same stamp (KITTI's right colour
+    # camera, image_03), written when write_bag is given a `right` camera.
+    right_bgr: np.ndarray | None = None
+    right_detections: Detections | None = None
+
+
+@dataclass(frozen=True)
+class CameraTopics:
+    """Where a camera's messages go in a bag."""
+
+    image_topic: str
+    detections_topic: str
+    frame_id: str
+
+
+# KITTI's two colour cameras in one bag (`kitti-to-bag --images-right`), the topics
+# config/kitti_stereo.yaml reads ('{camera}' = left / right).
+STEREO_LEFT = CameraTopics(KITTI_IMAGE_TOPIC, "/detections/left", KITTI_FRAME_ID)
+STEREO_RIGHT = CameraTopics(
+    "/kitti/camera_color_right/image_raw", "/detections/right", "camera_color_right"
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +75,13 @@ def write_bag(
     detections_topic: str = DETECTIONS_TOPIC,
     frame_id: str = KITTI_FRAME_ID,
     compressed: str | None = None,
+    right: CameraTopics | None = None,
 ) -> BagSummary:
     """Write a bag with one bgr8 Image and one Detection2DArray (same header) per frame.
+
+    With ``right``, every frame also carries a second camera's image and detections
+    (``BagFrame.right_bgr``, ``right_detections``), written on those topics with the
+    same stamp.
 
     With ``compressed`` ("jpeg" or "png") images are sensor_msgs/CompressedImage on
     ``<image_topic>/compressed`` instead, as image_transport's compressed plugin records
@@ -83,17 +109,38 @@ def write_bag(
             topic = f"{image_topic.rstrip('/')}/compressed"
             images = writer.add_connection(topic, COMPRESSED_IMAGE, typestore=store)
         detections = writer.add_connection(detections_topic, DETECTIONS, typestore=store)
+        cameras = [(images, detections, frame_id)]
+        if right is not None:
+            right_images = writer.add_connection(
+                right.image_topic if compressed is None else f"{right.image_topic}/compressed",
+                IMAGE if compressed is None else COMPRESSED_IMAGE,
+                typestore=store,
+            )
+            right_detections = writer.add_connection(
+                right.detections_topic, DETECTIONS, typestore=store
+            )
+            cameras.append((right_images, right_detections, right.frame_id))
         for frame in frames:
-            header = _header(store, frame.stamp_ns, frame_id)
-            if compressed is None:
-                image = _image(store, header, frame.image_bgr)
-            else:
-                image = _compressed(store, header, frame.image_bgr, compressed)
-            array = _detections(store, header, frame.detections)
-            writer.write(images, frame.stamp_ns, store.serialize_cdr(image, images.msgtype))
-            writer.write(detections, frame.stamp_ns, store.serialize_cdr(array, DETECTIONS))
+            views = [(frame.image_bgr, frame.detections)]
+            if right is not None:
+                if frame.right_bgr is None or frame.right_detections is None:
+                    raise BagWriteError(f"frame at {frame.stamp_ns} ns has no right image")
+                views.append((frame.right_bgr, frame.right_detections))
+            for (image_conn, det_conn, camera_frame_id), (bgr, dets) in zip(
+                cameras, views, strict=True
+            ):
+                header = _header(store, frame.stamp_ns, camera_frame_id)
+                if compressed is None:
+                    image = _image(store, header, bgr)
+                else:
+                    image = _compressed(store, header, bgr, compressed)
+                array = _detections(store, header, dets)
+                writer.write(
+                    image_conn, frame.stamp_ns, store.serialize_cdr(image, image_conn.msgtype)
+                )
+                writer.write(det_conn, frame.stamp_ns, store.serialize_cdr(array, DETECTIONS))
+                detection_count += len(dets)
             count += 1
-            detection_count += len(frame.detections)
     except BaseException:
         writer.close()
         import shutil
