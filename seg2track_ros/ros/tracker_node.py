@@ -336,31 +336,37 @@ class TrackerNode(LifecycleNode):
                 camera.image_subscription = self.create_subscription(
                     CompressedImage,
                     camera.topic(compressed_topic(settings.image_topic)),
-                    functools.partial(self._on_compressed_image, camera=camera),
+                    self._for_camera(self._on_compressed_image, camera),
                     input_qos,
                 )
             else:
                 camera.image_subscription = self.create_subscription(
                     Image,
                     camera.topic(settings.image_topic),
-                    functools.partial(self._on_image, camera=camera),
+                    self._for_camera(self._on_image, camera),
                     input_qos,
                 )
             camera.detections_subscription = self.create_subscription(
                 Detection2DArray,
                 camera.topic(settings.detections_topic),
-                functools.partial(self._on_detections, camera=camera),
+                self._for_camera(self._on_detections, camera),
                 input_qos,
             )
             # Runs only while images wait for their detections (_on_image re-arms it): a
             # 50 Hz timer firing for nothing cost an idle node several % of a core.
             camera.sync_timer = self.create_timer(
-                0.02, functools.partial(self._on_sync_timer, camera=camera)
+                0.02, self._for_camera(self._on_sync_timer, camera)
             )
             camera.sync_timer.cancel()
         self._diagnostics_timer = self.create_timer(
             settings.diagnostics_period, self._publish_diagnostics
         )
+
+    @staticmethod
+    def _for_camera(callback, camera: _Camera):
+        """``callback`` bound to ``camera``; the unnamed camera (the first and only one)
+        is the callbacks' default, so it gets the plain method, as before cameras."""
+        return callback if not camera.name else functools.partial(callback, camera=camera)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing()
