@@ -154,3 +154,58 @@ def test_launch_file_without_cameras_is_unchanged(monkeypatch):
 def test_launch_file_refuses_a_bad_remap(monkeypatch):
     with pytest.raises(ValueError, match="not '<from>=<to>'"):
         _run_launch(monkeypatch, {"camera_remaps": "front/image"})
+
+
+def test_stereo_bag_has_both_cameras_on_the_stereo_config_topics(tmp_path):
+    """kitti-to-bag --images-right: each camera's images and detections on the topics
+    config/kitti_stereo.yaml reads, with its own frame id and the same stamps."""
+    import numpy as np
+    from rosbags.rosbag2 import Reader
+
+    from seg2track_ros.bags.typestore import typestore
+    from seg2track_ros.bags.writer import STEREO_LEFT, STEREO_RIGHT, BagFrame, write_bag
+    from seg2track_ros.engine.types import Detections
+    from seg2track_ros.ros.tracker_node import _Camera
+
+    def dets(n):
+        return Detections(
+            np.array([[1, 1, 4, 4]] * n, np.float32), np.full(n, 0.9, np.float32), ("car",) * n
+        )
+
+    frames = [
+        BagFrame(
+            1_000_000_000 + k,
+            np.full((6, 8, 3), k, np.uint8),
+            dets(1),
+            right_bgr=np.full((5, 7, 3), 100 + k, np.uint8),
+            right_detections=dets(2),
+        )
+        for k in range(3)
+    ]
+    topics = {
+        "image_topic": STEREO_LEFT.image_topic,
+        "detections_topic": STEREO_LEFT.detections_topic,
+        "frame_id": STEREO_LEFT.frame_id,
+    }
+    summary = write_bag(tmp_path / "stereo", frames, right=STEREO_RIGHT, **topics)
+    assert (summary.frames, summary.detections) == (3, 9)
+    store = typestore()
+    with Reader(tmp_path / "stereo") as reader:
+        messages = [
+            (c.topic, store.deserialize_cdr(bytes(data), c.msgtype))
+            for c, _t, data in reader.messages()
+        ]
+    _, settings = config_from_params_files([REPO_ROOT / "config" / "kitti_stereo.yaml"])
+    for camera, frame_id, size, count in (
+        ("left", "camera_color_left", (6, 8), 1),
+        ("right", "camera_color_right", (5, 7), 2),
+    ):
+        image_topic = _Camera(camera).topic(settings.image_topic)
+        detections_topic = _Camera(camera).topic(settings.detections_topic)
+        images = [m for t, m in messages if t == image_topic]
+        arrays = [m for t, m in messages if t == detections_topic]
+        assert len(images) == len(arrays) == 3, camera
+        assert [m.header.frame_id for m in images] == [frame_id] * 3
+        assert [(m.height, m.width) for m in images] == [size] * 3
+        assert [m.header.stamp.nanosec for m in images] == [0, 1, 2]
+        assert [len(a.detections) for a in arrays] == [count] * 3
