@@ -232,6 +232,15 @@ def add_kitti_to_bag(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--image-topic", default="/kitti/camera_color_left/image_raw")
     parser.add_argument("--frame-id", default="camera_color_left")
     parser.add_argument(
+        "--images-right",
+        type=Path,
+        help="KITTI's right colour camera (image_03) too, for one node serving both"
+        " (config/kitti_stereo.yaml): the left camera on /kitti/camera_color_left/image_raw"
+        " and /detections/left, the right on /kitti/camera_color_right/image_raw and"
+        " /detections/right (frame ids camera_color_left/right); needs --detections-right",
+    )
+    parser.add_argument("--detections-right", type=Path, help="detections file of --images-right")
+    parser.add_argument(
         "--compressed",
         choices=["jpeg", "png"],
         help="write sensor_msgs/CompressedImage on <image-topic>/compressed (as a camera's"
@@ -269,6 +278,29 @@ def run_kitti_to_bag(args: argparse.Namespace) -> int:
         else [default_stamp(i) for i in range(len(images))]
     )
 
+    right = right_images = right_detections = None
+    topics = {"image_topic": args.image_topic, "frame_id": args.frame_id}
+    if args.images_right is not None or args.detections_right is not None:
+        from seg2track_ros.bags.writer import STEREO_LEFT, STEREO_RIGHT
+
+        if args.images_right is None or args.detections_right is None:
+            raise UserFacingError("--images-right and --detections-right go together")
+        right_images = list_images(args.images_right)
+        if len(right_images) != len(images):
+            raise UserFacingError(
+                f"{len(right_images)} right images in {args.images_right} but"
+                f" {len(images)} left images in {args.images}: a stereo bag pairs them"
+            )
+        right_detections = read_detections(args.detections_right, args.det_format)
+        _warn_detections_past_images(right_detections, len(right_images), args.detections_right)
+        check_image_sizes(right_images, right_detections.image_size, str(args.detections_right))
+        right = STEREO_RIGHT
+        topics = {
+            "image_topic": STEREO_LEFT.image_topic,
+            "detections_topic": STEREO_LEFT.detections_topic,
+            "frame_id": STEREO_LEFT.frame_id,
+        }
+
     def frames():
         from tqdm import tqdm
 
@@ -278,16 +310,24 @@ def run_kitti_to_bag(args: argparse.Namespace) -> int:
             bgr = load_rgb(images[index])[..., ::-1]
             scan = scans.get(index) if scans else None
             points = read_velodyne_points(scan) if scan is not None else None
-            yield BagFrame(stamps[index], bgr, detections.detections_at(index), points)
+            extra = {}
+            if right is not None:
+                extra = {
+                    "right_bgr": load_rgb(right_images[index])[..., ::-1],
+                    "right_detections": right_detections.detections_at(index),
+                }
+            yield BagFrame(
+                stamps[index], bgr, detections.detections_at(index), points=points, **extra
+            )
 
     summary = write_bag(
         args.out,
         frames(),
         storage=args.storage,
-        image_topic=args.image_topic,
-        frame_id=args.frame_id,
         compressed=args.compressed,
         lidar=lidar,
+        right=right,
+        **topics,
     )
     print(f"wrote {summary.path}: {summary.frames} frames, {summary.detections} detections")
     if lidar is not None:
