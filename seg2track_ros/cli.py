@@ -24,6 +24,7 @@ from seg2track_ros.engine.config import ConfigError
 from seg2track_ros.engine.types import InvalidInputError
 from seg2track_ros.errors import UserFacingError
 from seg2track_ros.evaluation.evaluate import EvaluationError
+from seg2track_ros.stamps import header_stamp_ns
 
 PROG = "seg2track"
 _LOG = logging.getLogger(__name__)
@@ -782,7 +783,7 @@ class _TracksBag:
         self._connection = self._writer.add_connection("/tracks", TRACKS, typestore=typestore())
 
     def write(self, message, raw: bytes) -> None:
-        stamp = message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
+        stamp = header_stamp_ns(message.header)
         self._writer.write(self._connection, stamp, raw)
 
     def close(self) -> None:

@@ -182,6 +182,12 @@ def config_from_values(value: Callable[[str], Any]) -> tuple[EngineConfig, NodeS
     if settings.sync_timeout <= 0:
         raise ParameterError("parameter 'sync_timeout' must be > 0")
     check_camera_names(settings.cameras)
+    if settings.lift3d.enabled and len(settings.cameras) > 1:
+        raise ParameterError(
+            f"parameter 'lift3d.enabled': the 3-D stage serves one camera, and 'cameras'"
+            f" names {len(settings.cameras)} ({', '.join(settings.cameras)}); run the 3-D"
+            " camera in a node of its own, or set lift3d.enabled false"
+        )
     for name in ("image_topic", "detections_topic"):
         topic = getattr(settings, name)
         if settings.cameras == [""] and "{camera}" in topic:

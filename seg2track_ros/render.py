@@ -14,6 +14,7 @@ import numpy as np
 
 from seg2track_ros.engine.masks import mask_to_box
 from seg2track_ros.errors import UserFacingError, make_parent_folder
+from seg2track_ros.stamps import header_stamp_ns
 from seg2track_ros.visualize import overlay_image
 
 
@@ -87,7 +88,7 @@ def tracks_from_bag(
             raise RenderError(f"bag {path} has no {TRACKS} topic")
         for _c, _t, data in reader.messages(connections=connections):
             message = store.deserialize_cdr(bytes(data), TRACKS)
-            stamp = message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
+            stamp = header_stamp_ns(message.header)
             frame = frame_of.get(stamp)
             if frame is None:
                 raise RenderError(

@@ -37,6 +37,7 @@ def test_named_cameras_get_their_own_topics():
     assert front.topic("/kitti/camera_color_{camera}/image_raw") == (
         "/kitti/camera_color_front/image_raw"
     )
+    assert front.topic("/kitti/velo/pointcloud") == "/kitti/velo/pointcloud"
 
 
 @pytest.mark.parametrize(
@@ -49,11 +50,17 @@ def test_named_cameras_get_their_own_topics():
         ({"cameras": []}, "is empty"),
         ({"cameras": ["front"], "image_topic": "/camera/image_raw"}, "absolute topic"),
         ({"image_topic": "/cam_{camera}/image"}, "names none"),
+        ({"cameras": ["left", "right"], "lift3d.enabled": True}, "serves one camera"),
     ],
 )
 def test_bad_camera_settings_name_the_parameter(overrides, message):
     with pytest.raises(ParameterError, match=message):
         config_from_params_files([], overrides)
+
+
+def test_one_named_camera_may_lift_to_3d():
+    _, settings = config_from_params_files([], {"cameras": ["front"], "lift3d.enabled": True})
+    assert settings.lift3d.enabled and settings.cameras == ["front"]
 
 
 def test_kitti_stereo_config():
@@ -148,7 +155,14 @@ def test_launch_file_with_two_cameras(monkeypatch):
 def test_launch_file_without_cameras_is_unchanged(monkeypatch):
     node = _run_launch(monkeypatch, {})
     assert len(node.kwargs["parameters"]) == 1  # the params file only
-    assert [r[0] for r in node.kwargs["remappings"]] == ["image", "image/compressed", "detections"]
+    assert [r[0] for r in node.kwargs["remappings"]] == [
+        "image",
+        "image/compressed",
+        "detections",
+        "camera_info",
+        "depth",
+        "points",
+    ]
 
 
 def test_launch_file_refuses_a_bad_remap(monkeypatch):

@@ -298,19 +298,15 @@ def test_shipped_configs_resolve_by_name_from_any_folder(tmp_path, monkeypatch, 
     assert record["inputs"]["params"] == str(SHARE / "config" / "mot.yaml")
 
 
-def test_tracker_launch_remaps_the_compressed_topic_with_the_image_topic(monkeypatch):
-    """image_transport:=compressed with image_topic:=/cam/image_raw must subscribe to
-    /cam/image_raw/compressed (image_transport's naming), not to image/compressed."""
-    import sys
-
+def _run_tracker_launch(monkeypatch, **values: str):
+    """tracker.launch.py's node for these launch arguments (the others empty), with
+    stand-ins for `launch`: the Node action and its remaps, substitutions performed."""
     description = _launch_description(monkeypatch, "tracker.launch.py")
     (opaque,) = [i for i in _walk(description) if type(i).__name__ == "OpaqueFunction"]
-    arguments = {
-        i.args[0]: i.kwargs.get("default_value")
-        for i in _walk(description)
-        if type(i).__name__ == "DeclareLaunchArgument"
-    }
-    assert "image_transport" in arguments
+    arguments = [
+        i.args[0] for i in _walk(description) if type(i).__name__ == "DeclareLaunchArgument"
+    ]
+    assert set(values) <= set(arguments), set(values) - set(arguments)
 
     class Configuration:
         def __init__(self, name: str) -> None:
@@ -322,17 +318,27 @@ def test_tracker_launch_remaps_the_compressed_topic_with_the_image_topic(monkeyp
     function = opaque.kwargs["function"]
     monkeypatch.setitem(function.__globals__, "LaunchConfiguration", Configuration)
     context = {name: "" for name in arguments}
-    context.update(
-        params_file="p.yaml",
-        image_topic="/cam/image_raw",
-        image_transport="compressed",
-        image_size="512",
-    )
+    context.update(values)
     (node,) = function(context)
     remaps = {
         source: target if isinstance(target, str) else target.perform(context)
         for source, target in node.kwargs["remappings"]
     }
+    return node, remaps
+
+
+def test_tracker_launch_remaps_the_compressed_topic_with_the_image_topic(monkeypatch):
+    """image_transport:=compressed with image_topic:=/cam/image_raw must subscribe to
+    /cam/image_raw/compressed (image_transport's naming), not to image/compressed."""
+    import sys
+
+    node, remaps = _run_tracker_launch(
+        monkeypatch,
+        params_file="p.yaml",
+        image_topic="/cam/image_raw",
+        image_transport="compressed",
+        image_size="512",
+    )
     assert remaps["image"] == "/cam/image_raw"
     assert remaps["image/compressed"] == "/cam/image_raw/compressed"
     # image_size reaches the node as an integer (a string would fail its type check).
@@ -346,23 +352,8 @@ def test_tracker_launch_remaps_the_compressed_topic_with_the_image_topic(monkeyp
 def test_tracker_launch_turns_on_3d_tracks_and_remaps_their_inputs(monkeypatch):
     """lift3d:=true lift3d_source:=points points_topic:=... reach the node as the
     parameters lift3d.enabled (a bool) and lift3d.source and as the remap of points."""
-    description = _launch_description(monkeypatch, "tracker.launch.py")
-    (opaque,) = [i for i in _walk(description) if type(i).__name__ == "OpaqueFunction"]
-    arguments = [
-        i.args[0] for i in _walk(description) if type(i).__name__ == "DeclareLaunchArgument"
-    ]
-
-    class Configuration:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def perform(self, context: dict) -> str:
-            return context[self.name]
-
-    function = opaque.kwargs["function"]
-    monkeypatch.setitem(function.__globals__, "LaunchConfiguration", Configuration)
-    context = {name: "" for name in arguments}
-    context.update(
+    node, remaps = _run_tracker_launch(
+        monkeypatch,
         params_file="p.yaml",
         image_topic="/cam/image_raw",
         camera_info_topic="/cam/camera_info",
@@ -371,11 +362,6 @@ def test_tracker_launch_turns_on_3d_tracks_and_remaps_their_inputs(monkeypatch):
         lift3d="true",
         lift3d_source="points",
     )
-    (node,) = function(context)
-    remaps = {
-        source: target if isinstance(target, str) else target.perform(context)
-        for source, target in node.kwargs["remappings"]
-    }
     assert remaps["camera_info"] == "/cam/camera_info"
     assert remaps["points"] == "/velodyne_points"
     assert node.kwargs["parameters"] == [

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from seg2track_ros.stress import suites
@@ -58,6 +59,25 @@ def test_rss_slope_uses_the_second_half():
     assert suites.rss_slope([(0, 1), (100, 2)]) is None  # one sample in the second half
 
 
+def test_rss_slope_is_not_swung_by_one_spike_near_the_end():
+    # Flat at 500 MiB but for one sample 8 MiB up, second to last: a least-squares line
+    # through the second half rises by several MiB per 1,000 frames, Theil-Sen stays flat.
+    flat = [(f, 500 * 1024) for f in range(0, 2000, 100)]
+    flat[-2] = (flat[-2][0], flat[-2][1] + 8 * 1024)
+    frames, kib = zip(*flat[len(flat) // 2 :], strict=True)
+    least_squares = np.polyfit(frames, np.array(kib) / 1024, 1)[0] * 1000
+    assert least_squares > 2.0
+    assert suites.rss_slope(flat) == pytest.approx(0.0)
+
+
+def test_bucket_medians_take_the_level_of_each_bucket():
+    # one reading per frame, a 6 MiB transient in two frames of the second bucket
+    readings = [(f, 100 * 1024) for f in range(30)]
+    readings[12] = (12, 106 * 1024)
+    readings[13] = (13, 106 * 1024)
+    assert suites.bucket_medians(readings, 10) == [(0, 102400), (10, 102400), (20, 102400)]
+
+
 def test_fuzz_expectations_follow_the_nodes_rules():
     scene = Scene(seed=1)
     plan = FuzzPlan(scene, seed=1)
@@ -83,7 +103,7 @@ def test_soak_short():
     assert not _failed_rows(result), result.rows()
     assert result.outputs == result.frames_sent == 200
     assert result.track_births >= 10
-    assert len(result.rss_samples) == 11
+    assert len(result.rss_samples) == 10  # medians of 20 frames each
     assert result.rss_slope_mib_per_1000 < SHORT_SOAK_SLOPE_BOUND, result.rss_samples
 
 

@@ -19,6 +19,7 @@ from seg2track_ros.bags.typestore import (
     typestore,
 )
 from seg2track_ros.errors import UserFacingError
+from seg2track_ros.stamps import header_stamp_ns
 
 
 class BagReadError(UserFacingError):
@@ -47,7 +48,7 @@ class BagMessagePair:
 
 def stamp_of(cdr: bytes, msgtype: str) -> int:
     message = typestore().deserialize_cdr(cdr, msgtype)
-    return message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
+    return header_stamp_ns(message.header)
 
 
 def read_pairs(path: Path, image_topic: str | None = None) -> Iterator[BagMessagePair]:

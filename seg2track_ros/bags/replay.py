@@ -21,6 +21,7 @@ from typing import Any
 from seg2track_ros.bags.reader import BagMessagePair, read_pairs
 from seg2track_ros.errors import UserFacingError
 from seg2track_ros.executables import find_executable
+from seg2track_ros.stamps import header_stamp_ns
 
 
 class ReplayError(UserFacingError):
@@ -177,7 +178,7 @@ def _replay_through(
 
     def on_raw(raw: bytes) -> None:
         message = deserialize_message(raw, TrackedObjectArray)
-        stamp = message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
+        stamp = header_stamp_ns(message.header)
         frame = frame_of.get(stamp)
         if frame is None:
             return  # not one of ours
@@ -198,7 +199,7 @@ def _replay_through(
     if on_tracks_3d is not None:
 
         def on_3d(message) -> None:
-            stamp = message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec
+            stamp = header_stamp_ns(message.header)
             frame = frame_of.get(stamp)
             if frame is not None:
                 received_3d.add(frame)

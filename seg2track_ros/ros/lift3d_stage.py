@@ -42,12 +42,9 @@ from seg2track_ros.ros.conversions3d import (
     points_from_cloud,
     transform_from_msg,
 )
+from seg2track_ros.stamps import header_stamp_ns
 
 BUFFER = 30  # depth images or clouds kept while their tracked image may still come
-
-
-def _stamp_ns(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 class Lift3DStage:
@@ -87,7 +84,7 @@ class Lift3DStage:
         else:
             data = points_from_cloud(msg)
         with self._lock:
-            self._inputs.append((_stamp_ns(msg.header), msg.header.frame_id, data))
+            self._inputs.append((header_stamp_ns(msg.header), msg.header.frame_id, data))
 
     def reset(self) -> None:
         with self._lock:
@@ -137,7 +134,7 @@ class Lift3DStage:
         Raises RejectedInput when the frame has no 3-D output at all (no camera_info,
         no input with its stamp, a bad input); the filters of ended tracks are
         forgotten either way."""
-        stamp_ns = _stamp_ns(header)
+        stamp_ns = header_stamp_ns(header)
         self.too_few_points = []
         tracks = result.tracks
         active = [t.track_id for t in tracks]

@@ -25,6 +25,7 @@ from seg2track_ros.results import ResultRow, ResultsRecorder, parse_states
 from seg2track_ros.ros import shutdown
 from seg2track_ros.ros.conversions import rle_msg_to_mask
 from seg2track_ros.ros.shutdown import ShutdownSignals, StartupInterrupted
+from seg2track_ros.stamps import header_stamp_ns
 
 
 def rows_from_msg(msg: TrackedObjectArray) -> list[ResultRow]:
@@ -32,10 +33,6 @@ def rows_from_msg(msg: TrackedObjectArray) -> list[ResultRow]:
         ResultRow(obj.track_id, obj.class_id, TrackState(obj.state), rle_msg_to_mask(obj.mask) > 0)
         for obj in msg.objects
     ]
-
-
-def stamp_ns(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 class ResultsWriterNode(Node):
@@ -79,7 +76,7 @@ class ResultsWriterNode(Node):
 
     def _on_tracks(self, msg: TrackedObjectArray) -> None:
         if self._frame_of is not None:
-            frame = self._frame_of.get(stamp_ns(msg.header))
+            frame = self._frame_of.get(header_stamp_ns(msg.header))
             if frame is None:
                 self.get_logger().warning("tracks with a stamp not in the bag: ignored")
                 return

@@ -68,6 +68,7 @@ from seg2track_ros.ros.parameters import (
 from seg2track_ros.ros.shutdown import ShutdownSignals, StartupInterrupted
 from seg2track_ros.ros.stamp_gaps import StampGapCounter
 from seg2track_ros.ros.sync import StampSynchronizer, SyncedPair
+from seg2track_ros.stamps import header_stamp_ns
 from seg2track_ros.visualize import overlay_image
 
 OUTPUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -155,10 +156,13 @@ class _Camera:
     def topic(self, name: str) -> str:
         """This camera's topic ``name``: with '{camera}' in it, that replaced by the
         camera's name (an input topic of any shape, e.g.
-        '/kitti/camera_color_{camera}/image_raw'); else '<camera>/<name>' (node-relative,
-        remappable), or '<name>' for the unnamed camera."""
+        '/kitti/camera_color_{camera}/image_raw'); an absolute name as it is (the
+        parameters refuse one that every camera would share); else '<camera>/<name>'
+        (node-relative, remappable), or '<name>' for the unnamed camera."""
         if "{camera}" in name:
             return name.replace("{camera}", self.name)
+        if name.startswith("/"):
+            return name
         return f"{self.name}/{name}" if self.name else name
 
     @property
@@ -305,7 +309,9 @@ class TrackerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _configure_lift3d(self) -> None:
-        """The 3-D stage and its publishers, only with lift3d.enabled."""
+        """The 3-D stage and its publishers, only with lift3d.enabled. It serves the one
+        camera (configuration refuses lift3d with several); a named camera's 3-D topics
+        are under its name, like its 2-D ones."""
         self._lift3d = None
         lift = self._settings.lift3d
         if not lift.enabled:
@@ -325,13 +331,15 @@ class TrackerNode(LifecycleNode):
                 tf_buffer = self._tf_listener.buffer
         self._lift3d = Lift3DStage(lift, tf_buffer, self._settings.max_image_pixels)
         self._tracks3d_pub = self.create_lifecycle_publisher(
-            Detection3DArray, "tracks_3d", OUTPUT_QOS
+            Detection3DArray, self._camera.topic("tracks_3d"), OUTPUT_QOS
         )
         self._tracks3d_state_pub = self.create_lifecycle_publisher(
-            Track3DArray, "tracks_3d_state", OUTPUT_QOS
+            Track3DArray, self._camera.topic("tracks_3d_state"), OUTPUT_QOS
         )
         if lift.publish_markers:
-            self._markers_pub = self.create_lifecycle_publisher(MarkerArray, "markers", OUTPUT_QOS)
+            self._markers_pub = self.create_lifecycle_publisher(
+                MarkerArray, self._camera.topic("markers"), OUTPUT_QOS
+            )
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self._tracker is None and not self._load_engine():
@@ -407,15 +415,21 @@ class TrackerNode(LifecycleNode):
         lift = settings.lift3d
         if self._lift3d is not None:
             self._camera_info_subscription = self.create_subscription(
-                CameraInfo, lift.camera_info_topic, self._on_camera_info, input_qos
+                CameraInfo,
+                self._camera.topic(lift.camera_info_topic),
+                self._on_camera_info,
+                input_qos,
             )
             if lift.source == "depth":
                 self._lift3d_input_subscription = self.create_subscription(
-                    Image, lift.depth_topic, self._on_lift3d_input, input_qos
+                    Image, self._camera.topic(lift.depth_topic), self._on_lift3d_input, input_qos
                 )
             else:
                 self._lift3d_input_subscription = self.create_subscription(
-                    PointCloud2, lift.points_topic, self._on_lift3d_input, input_qos
+                    PointCloud2,
+                    self._camera.topic(lift.points_topic),
+                    self._on_lift3d_input,
+                    input_qos,
                 )
         self._diagnostics_timer = self.create_timer(
             settings.diagnostics_period, self._publish_diagnostics
@@ -572,7 +586,7 @@ class TrackerNode(LifecycleNode):
     def _take_image(self, msg, convert, camera: _Camera) -> None:
         if not self._running:
             return
-        stamp = _stamp_ns(msg.header)
+        stamp = header_stamp_ns(msg.header)
         missing = camera.gaps.add(stamp)
         with self._stats_lock:
             camera.stats.frames_in += 1
@@ -630,7 +644,7 @@ class TrackerNode(LifecycleNode):
             return
         camera = camera or self._camera
         now = self.get_clock().now().nanoseconds
-        self._enqueue(camera.sync.add_detections(_stamp_ns(msg.header), msg, now), camera)
+        self._enqueue(camera.sync.add_detections(header_stamp_ns(msg.header), msg, now), camera)
 
     @_never_raises
     def _on_sync_timer(self, camera: _Camera | None = None) -> None:
@@ -793,7 +807,7 @@ class TrackerNode(LifecycleNode):
             for name in inputs:
                 camera, frame = self._cameras[name], tick[name]
                 height, width = frame.rgb.shape[:2]
-                stamp = _stamp_ns(frame.header)
+                stamp = header_stamp_ns(frame.header)
                 if camera.last_stamp_ns is not None and stamp < camera.last_stamp_ns:
                     self._reject(
                         "stamp_backwards", "image stamp went backwards: tracks reset", camera=camera
@@ -891,7 +905,7 @@ class TrackerNode(LifecycleNode):
             stats = camera.stats
             stats.frames_processed += 1
             stats.active_tracks = len(result.tracks)
-            stats.stamp_latency_ms.append((now - _stamp_ns(header)) / 1e6)
+            stats.stamp_latency_ms.append((now - header_stamp_ns(header)) / 1e6)
             stats.processing_ms.append((now - frame.received_ns) / 1e6)
             stats.processed_times.append(time.monotonic())
 
@@ -1141,10 +1155,6 @@ def _period_ms(period_ns: float | None) -> float | str:
 def compressed_topic(image_topic: str) -> str:
     """image_transport's name for the compressed stream of `image_topic`."""
     return f"{image_topic.rstrip('/')}/compressed"
-
-
-def _stamp_ns(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def _percentile(values, q: float) -> float:

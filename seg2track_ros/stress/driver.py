@@ -23,6 +23,7 @@ from seg2track_ros.bags.replay import (
     stop_node,
 )
 from seg2track_ros.errors import UserFacingError
+from seg2track_ros.stamps import header_stamp_ns
 
 INPUTS = ("image", "detections")
 OUTPUTS = ("tracks", "tracked_detections", "instance_labels")
@@ -40,10 +41,6 @@ _BROKEN = re.compile(r"Traceback \(most recent call last\)|Segmentation fault|co
 
 class StressError(UserFacingError):
     """The stress suite could not start or talk to tracker_node; the message says why."""
-
-
-def stamp_ns(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 class NodeDriver:
@@ -111,7 +108,7 @@ class NodeDriver:
         self.exit_code = self.process.returncode
 
     def _on_tracks(self, msg) -> None:
-        stamp = stamp_ns(msg.header)
+        stamp = header_stamp_ns(msg.header)
         ids = [obj.track_id for obj in msg.objects]
         count = self.outputs.get(stamp, (0, 0, 0))[0]
         self.outputs[stamp] = (count + 1, len(ids), max(ids, default=0))

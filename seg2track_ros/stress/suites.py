@@ -89,9 +89,13 @@ def _finish(result: SuiteResult, driver: NodeDriver, started: float) -> None:
 
 
 def rss_slope(samples: list[tuple[int, int]]) -> float | None:
-    """Least-squares slope of RSS over the second half of `samples` ((frame, KiB)
-    pairs), in MiB per 1,000 frames; the first half is warm-up. None with fewer than
-    two samples in the second half."""
+    """Slope of RSS over the second half of `samples` ((frame, KiB) pairs; the first
+    half is warm-up), in MiB per 1,000 frames: the Theil-Sen estimate (the median of
+    the slopes between every two samples, scipy.stats.theilslopes), which one spike or
+    one glibc heap step near either end cannot swing the way it swings a least-squares
+    line. None with fewer than two samples in the second half."""
+    from scipy.stats import theilslopes
+
     half = samples[len(samples) // 2 :]
     if len(half) < 2:
         return None
@@ -99,22 +103,45 @@ def rss_slope(samples: list[tuple[int, int]]) -> float | None:
     mib = np.array([k for _, k in half], dtype=np.float64) / KIB_PER_MIB
     if np.ptp(frames) == 0:
         return None
-    return float(np.polyfit(frames, mib, 1)[0] * 1000)
+    return float(theilslopes(mib, frames).slope * 1000)
+
+
+def bucket_medians(readings: list[tuple[int, int]], every: int) -> list[tuple[int, int]]:
+    """(first frame of the bucket, median KiB) for each `every` frames of `readings`
+    ((frame, KiB), one per frame sent). One reading of RSS catches whatever the frames
+    in flight hold at that moment (a few MiB up or down); the median over a bucket is
+    the level the process sits at."""
+    buckets: dict[int, list[int]] = {}
+    for frame, kib in readings:
+        buckets.setdefault(frame // every * every, []).append(kib)
+    return [(start, int(np.median(values))) for start, values in sorted(buckets.items())]
 
 
 # ------------------------------------------------------------------------- soak
 @dataclass
 class SoakResult(SuiteResult):
     segmenter: str = ""
+    frames_requested: int = 0
     frames_sent: int = 0
     outputs: int = 0
     track_births: int = 0
-    rss_samples: list[tuple[int, int]] = field(default_factory=list)  # (frame, KiB)
+    time_cap_s: float | None = None  # set when the run stopped at its time cap, not a stall
+    # (first frame of a bucket of `sample_every` frames, median KiB of one reading per frame)
+    rss_samples: list[tuple[int, int]] = field(default_factory=list)
     rss_slope_mib_per_1000: float | None = None
     assert_slope: bool = True  # False for runs too short for an honest slope
 
     def rows(self) -> list[Row]:
         rows = super().rows()
+        if self.time_cap_s is not None:
+            rows.append(
+                Row(
+                    "frames run (stopped at the time cap, node still answering)",
+                    f"{self.frames_sent} of {self.frames_requested} in {self.time_cap_s:g} s",
+                    str(self.frames_requested),
+                    False,
+                )
+            )
         rows.append(
             Row(
                 "outputs / frames sent",
@@ -128,14 +155,14 @@ class SoakResult(SuiteResult):
             first, last = self.rss_samples[0][1], self.rss_samples[-1][1]
             rows.append(
                 Row(
-                    f"RSS first -> last sample (MiB, every {self._sample_every()} frames)",
+                    f"RSS median of the first -> last {self._sample_every()} frames (MiB)",
                     f"{first / KIB_PER_MIB:.1f} -> {last / KIB_PER_MIB:.1f}",
                 )
             )
         slope = self.rss_slope_mib_per_1000
         rows.append(
             Row(
-                "RSS slope, second half (MiB / 1,000 frames)",
+                "RSS slope, second half, Theil-Sen (MiB / 1,000 frames)",
                 "n/a" if slope is None else f"{slope:+.2f}",
                 f"< {RSS_SLOPE_TARGET:g}" if self.assert_slope else "(run too short)",
                 (slope is not None and slope < RSS_SLOPE_TARGET) if self.assert_slope else None,
@@ -147,6 +174,11 @@ class SoakResult(SuiteResult):
         if len(self.rss_samples) < 2:
             return 0
         return self.rss_samples[1][0] - self.rss_samples[0][0]
+
+
+# How long the in-flight frames get to come back when the soak reaches its time cap:
+# if they do, the run was cut by the cap (reported as such); if not, the node stalled.
+TIME_CAP_GRACE_S = 60.0
 
 
 def run_soak(
@@ -164,16 +196,20 @@ def run_soak(
     seed: int = 0,
 ) -> SoakResult:
     """`frames` frames with objects born and ending all the time; up to `window` frames
-    in flight; RSS sampled every `sample_every` frames once the node caught up."""
+    in flight; RSS read after every frame sent and summarised as the median of each
+    `sample_every` frames (`bucket_medians`)."""
     started = time.monotonic()
     deadline = started + max_seconds
     name = f"soak ({segmenter})"
     params = {**COMMON_PARAMS, "segmenter": segmenter, "device": device}
     if segmenter == "sam2":
         params.update(SAM2_PARAMS)
-    result = SoakResult(name, segmenter=segmenter, assert_slope=assert_slope)
+    result = SoakResult(
+        name, segmenter=segmenter, frames_requested=frames, assert_slope=assert_slope
+    )
     scene = Scene(*size, objects=objects, lifetime=lifetime, seed=seed)
     driver = NodeDriver(f"soak_{segmenter}", params)
+    readings: list[tuple[int, int]] = []
     try:
         driver.wait_ready(min(300.0, max_seconds))
         sent: list[int] = []
@@ -182,15 +218,13 @@ def run_soak(
             return sum(s not in driver.outputs for s in sent[-window:])
 
         for frame in range(frames):
-            if frame % sample_every == 0:
-                if not driver.wait_outputs(sent, max(0.0, deadline - time.monotonic())):
-                    result.timed_out = f"outputs of frames before {frame}"
-                    break
-                result.rss_samples.append((frame, driver.rss_kib()))
             if not driver.spin_until(
                 lambda: in_flight() < window, max(0.0, deadline - time.monotonic())
             ):
-                result.timed_out = f"frame {frame - window} (window of {window})"
+                if driver.wait_outputs(sent, TIME_CAP_GRACE_S):
+                    result.time_cap_s = round(max_seconds, 1)
+                else:
+                    result.timed_out = f"frame {frame - window} (window of {window})"
                 break
             stamp = stamp_of(frame)
             driver.publish(
@@ -198,14 +232,15 @@ def run_soak(
                 detections_msg(stamp, box_detections(scene.boxes(frame))),
             )
             sent.append(stamp)
-        if result.timed_out is None:
-            if driver.wait_outputs(sent, max(1.0, deadline - time.monotonic())):
-                result.rss_samples.append((len(sent), driver.rss_kib()))
-            else:
-                result.timed_out = "the last outputs"
+            readings.append((frame, driver.rss_kib()))
+        finished = result.timed_out is None and result.time_cap_s is None
+        last_wait = max(TIME_CAP_GRACE_S, deadline - time.monotonic())
+        if finished and not driver.wait_outputs(sent, last_wait):
+            result.timed_out = "the last outputs"
         result.frames_sent = len(sent)
         result.outputs = sum(1 for s in sent if s in driver.outputs)
         result.track_births = len(driver.track_ids)
+        result.rss_samples = bucket_medians(readings, sample_every)
         result.rss_slope_mib_per_1000 = rss_slope(result.rss_samples)
     finally:
         _finish(result, driver, started)
