@@ -233,6 +233,19 @@ def lift3d_from_values(value: Callable[[str], Any]) -> Lift3DSettings:
     return settings
 
 
+def camera_topic(camera: str, topic: str) -> str:
+    """Camera `camera`'s topic `topic`: with '{camera}' in it, that replaced by the
+    camera's name (an input topic of any shape, e.g.
+    '/kitti/camera_color_{camera}/image_raw'); an absolute name as it is (the
+    parameters refuse one that every camera would share); else '<camera>/<topic>'
+    (node-relative, remappable), or '<topic>' for the unnamed camera ("")."""
+    if "{camera}" in topic:
+        return topic.replace("{camera}", camera)
+    if topic.startswith("/"):
+        return topic
+    return f"{camera}/{topic}" if camera else topic
+
+
 def check_camera_names(cameras: list[str]) -> None:
     """ParameterError unless ``cameras`` is [""] (one unnamed camera) or unique names
     that are valid ROS name tokens (letters, digits, underscores; not starting with a

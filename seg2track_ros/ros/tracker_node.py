@@ -44,6 +44,7 @@ from seg2track_ros.engine.checkpoints import CheckpointError
 from seg2track_ros.engine.config import ConfigError, EngineConfig
 from seg2track_ros.engine.tracker import TrackerStepError
 from seg2track_ros.engine.types import Detections
+from seg2track_ros.params import camera_topic
 from seg2track_ros.ros import shutdown
 from seg2track_ros.ros.conversions import (
     ImageConverter,
@@ -154,16 +155,8 @@ class _Camera:
         self.reset_service = None
 
     def topic(self, name: str) -> str:
-        """This camera's topic ``name``: with '{camera}' in it, that replaced by the
-        camera's name (an input topic of any shape, e.g.
-        '/kitti/camera_color_{camera}/image_raw'); an absolute name as it is (the
-        parameters refuse one that every camera would share); else '<camera>/<name>'
-        (node-relative, remappable), or '<name>' for the unnamed camera."""
-        if "{camera}" in name:
-            return name.replace("{camera}", self.name)
-        if name.startswith("/"):
-            return name
-        return f"{self.name}/{name}" if self.name else name
+        """This camera's topic ``name`` (params.camera_topic)."""
+        return camera_topic(self.name, name)
 
     @property
     def label(self) -> str:
