@@ -4,14 +4,12 @@ stand-ins for `launch`, which is not installable here)."""
 
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 
 from seg2track_ros.params import ParameterError, config_from_params_files
 
 from conftest import REPO_ROOT
+from launch_stand_ins import run_tracker_launch
 
 
 def test_default_is_one_unnamed_camera_on_the_plain_topics():
@@ -75,87 +73,32 @@ def test_kitti_stereo_config():
     assert _Camera("left").topic(settings.image_topic) == KITTI_IMAGE_TOPIC
 
 
-class _Recorded:
-    def __init__(self, *args, **kwargs) -> None:
-        self.args, self.kwargs = args, kwargs
-
-
-def _stand_in(name: str) -> types.ModuleType:
-    module = types.ModuleType(name)
-    classes: dict[str, type] = {}
-
-    def __getattr__(attr: str) -> type:
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return classes.setdefault(attr, type(attr, (_Recorded,), {}))
-
-    module.__getattr__ = __getattr__
-    return module
-
-
-def _run_launch(monkeypatch, arguments: dict[str, str]):
-    """tracker.launch.py's tracker_node action for the given launch arguments (the
-    others at their declared defaults)."""
-    for module in (
-        "launch",
-        "launch.actions",
-        "launch.substitutions",
-        "launch_ros",
-        "launch_ros.actions",
-        "launch_ros.substitutions",
-    ):
-        monkeypatch.setitem(sys.modules, module, _stand_in(module))
-    source = (REPO_ROOT / "launch" / "tracker.launch.py").read_text()
-    namespace: dict = {}
-    exec(compile(source, "tracker.launch.py", "exec"), namespace)
-    description = namespace["generate_launch_description"]()
-    declared = {
-        item.args[0]: item.kwargs.get("default_value", "")
-        for item in description.args[0]
-        if type(item).__name__ == "DeclareLaunchArgument"
-    }
-    unknown = set(arguments) - set(declared)
-    assert not unknown, f"launch arguments not declared: {unknown}"
-    values = {k: v if isinstance(v, str) else "<default>" for k, v in declared.items()}
-    values.update(arguments)
-
-    class Configuration:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def perform(self, context) -> str:
-            return values[self.name]
-
-    namespace["LaunchConfiguration"] = Configuration
-    (node,) = namespace["_tracker_node"](None)
-    return node
+TRACKER_LAUNCH = REPO_ROOT / "launch" / "tracker.launch.py"
 
 
 def test_launch_file_with_two_cameras(monkeypatch):
-    node = _run_launch(
+    node, remaps = run_tracker_launch(
         monkeypatch,
-        {
-            "cameras": "front, rear",
-            "camera_remaps": "front/image=/cam_front/image_raw,"
-            "front/detections=/yolo_front/detections,rear/image=/cam_rear/image_raw",
-            "model": "tiny",
-        },
+        TRACKER_LAUNCH,
+        cameras="front, rear",
+        camera_remaps="front/image=/cam_front/image_raw,"
+        "front/detections=/yolo_front/detections,rear/image=/cam_rear/image_raw",
+        model="tiny",
     )
     assert node.kwargs["executable"] == "tracker_node"
     _, overrides = node.kwargs["parameters"]
     assert overrides == {"cameras": ["front", "rear"], "model": "tiny"}
-    remaps = node.kwargs["remappings"]
-    assert ("front/image", "/cam_front/image_raw") in remaps
-    assert ("front/detections", "/yolo_front/detections") in remaps
-    assert ("rear/image", "/cam_rear/image_raw") in remaps
+    assert remaps["front/image"] == "/cam_front/image_raw"
+    assert remaps["front/detections"] == "/yolo_front/detections"
+    assert remaps["rear/image"] == "/cam_rear/image_raw"
     # The camera list the launch file hands over is one the node accepts.
     config_from_params_files([], overrides)
 
 
 def test_launch_file_without_cameras_is_unchanged(monkeypatch):
-    node = _run_launch(monkeypatch, {})
+    node, remaps = run_tracker_launch(monkeypatch, TRACKER_LAUNCH)
     assert len(node.kwargs["parameters"]) == 1  # the params file only
-    assert [r[0] for r in node.kwargs["remappings"]] == [
+    assert list(remaps) == [
         "image",
         "image/compressed",
         "detections",
@@ -167,7 +110,7 @@ def test_launch_file_without_cameras_is_unchanged(monkeypatch):
 
 def test_launch_file_refuses_a_bad_remap(monkeypatch):
     with pytest.raises(ValueError, match="not '<from>=<to>'"):
-        _run_launch(monkeypatch, {"camera_remaps": "front/image"})
+        run_tracker_launch(monkeypatch, TRACKER_LAUNCH, camera_remaps="front/image")
 
 
 def test_stereo_bag_has_both_cameras_on_the_stereo_config_topics(tmp_path):

@@ -9,23 +9,9 @@ import pytest
 from seg2track_ros.cli import camera_results_path, main
 from seg2track_ros.datasets.synthetic import make_sequence
 
-from conftest import REPO_ROOT
+from conftest import RANDOM_WEIGHT_SETTINGS, REPO_ROOT
 
 STEREO = str(REPO_ROOT / "config" / "kitti_stereo.yaml")
-# Random weights: relax the quality thresholds so tracks persist and results have lines.
-SAM2 = [
-    "model=tiny",
-    "checkpoint=random",
-    "device=cpu",
-    "image_size=64",
-    "tracker.lost_logit=-1000.0",
-    "tracker.reliable_logit=-999.0",
-    "tracker.removal_quality=0.0",
-]
-
-
-def _settings(values: list[str]) -> list[str]:
-    return [arg for value in values for arg in ("--set", value)]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +37,9 @@ def _replay(bag, results, *extra) -> None:
 @pytest.mark.parametrize("segmenter", ["detection-masks", "sam2"])
 def test_stereo_replay_writes_each_cameras_results_as_a_one_camera_replay(stereo_bag, segmenter):
     root, bag = stereo_bag
-    settings = _settings(SAM2 if segmenter == "sam2" else ["segmenter=detection-masks"])
+    settings = (
+        RANDOM_WEIGHT_SETTINGS if segmenter == "sam2" else ["--set", "segmenter=detection-masks"]
+    )
     both = root / segmenter / "both" / "0000.txt"
     _replay(bag, both, "--params", STEREO, "--out-bag", str(root / segmenter / "tracks"), *settings)
     for camera in ("left", "right"):
