@@ -11,6 +11,14 @@ stand. With image_transport:=compressed the node takes sensor_msgs/CompressedIma
 3-D tracks (tracks_3d, tracks_3d_state, markers): lift3d:=true with lift3d_source:=depth
 (remap depth_topic) or lift3d_source:=points (remap points_topic; the transform from
 tf2 or the lift3d.static_transform parameter), and camera_info_topic.
+
+Several cameras in one node (one model): cameras:=front,rear (or 'cameras' in a
+params_file) and camera_remaps with each camera's topics, comma-separated
+'<from>=<to>' pairs of node-relative names:
+
+    ros2 launch seg2track_ros tracker.launch.py cameras:=front,rear \
+        camera_remaps:=front/image=/cam_front/image_raw,front/detections=/yolo_front/detections,\
+rear/image=/cam_rear/image_raw,rear/detections=/yolo_rear/detections
 """
 
 from launch import LaunchDescription
@@ -38,8 +46,29 @@ BOOLEAN_PARAMETERS = {"publish_overlay", "lift3d"}
 INTEGER_PARAMETERS = {"image_size"}
 
 
+def parse_cameras(text: str) -> list[str]:
+    """'front,rear' -> ['front', 'rear'] (spaces ignored); '' -> [] (params_file's)."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def parse_remaps(text: str) -> list[tuple[str, str]]:
+    """'front/image=/cam/image_raw,front/detections=/det' -> [(from, to), ...]."""
+    remaps = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        source, sep, target = item.partition("=")
+        if not sep or not source.strip() or not target.strip():
+            raise ValueError(f"camera_remaps item '{item}' is not '<from>=<to>'")
+        remaps.append((source.strip(), target.strip()))
+    return remaps
+
+
 def _parameter_overrides(context) -> dict:
     overrides = {}
+    cameras = parse_cameras(LaunchConfiguration("cameras").perform(context))
+    if cameras:
+        overrides["cameras"] = cameras
     for name in PARAMETER_ARGUMENTS:
         value = LaunchConfiguration(name).perform(context)
         if value == "":
@@ -64,6 +93,7 @@ def _tracker_node(context):
     if overrides:
         parameters.append(overrides)
     image_topic = LaunchConfiguration("image_topic").perform(context)
+    camera_remaps = parse_remaps(LaunchConfiguration("camera_remaps").perform(context))
     return [
         Node(
             package="seg2track_ros",
@@ -79,6 +109,7 @@ def _tracker_node(context):
                 ("camera_info", LaunchConfiguration("camera_info_topic")),
                 ("depth", LaunchConfiguration("depth_topic")),
                 ("points", LaunchConfiguration("points_topic")),
+                *camera_remaps,
             ],
             arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
             output="screen",
@@ -119,6 +150,18 @@ def generate_launch_description():
             description="sensor_msgs/PointCloud2 (lift3d points)",
         ),
         DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
+        DeclareLaunchArgument(
+            "cameras",
+            default_value="",
+            description="camera names, comma-separated, for one node serving them all"
+            " (empty: params_file's 'cameras', by default one unnamed camera)",
+        ),
+        DeclareLaunchArgument(
+            "camera_remaps",
+            default_value="",
+            description="per-camera remaps, comma-separated '<from>=<to>' pairs, e.g."
+            " front/image=/cam_front/image_raw",
+        ),
         DeclareLaunchArgument("log_level", default_value="info", description="logging level"),
     ] + [
         DeclareLaunchArgument(name, default_value="", description=f"{text} (empty: params_file)")

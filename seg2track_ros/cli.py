@@ -233,6 +233,15 @@ def add_kitti_to_bag(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--image-topic", default="/kitti/camera_color_left/image_raw")
     parser.add_argument("--frame-id", default="camera_color_left")
     parser.add_argument(
+        "--images-right",
+        type=Path,
+        help="KITTI's right colour camera (image_03) too, for one node serving both"
+        " (config/kitti_stereo.yaml): the left camera on /kitti/camera_color_left/image_raw"
+        " and /detections/left, the right on /kitti/camera_color_right/image_raw and"
+        " /detections/right (frame ids camera_color_left/right); needs --detections-right",
+    )
+    parser.add_argument("--detections-right", type=Path, help="detections file of --images-right")
+    parser.add_argument(
         "--compressed",
         choices=["jpeg", "png"],
         help="write sensor_msgs/CompressedImage on <image-topic>/compressed (as a camera's"
@@ -270,6 +279,29 @@ def run_kitti_to_bag(args: argparse.Namespace) -> int:
         else [default_stamp(i) for i in range(len(images))]
     )
 
+    right = right_images = right_detections = None
+    topics = {"image_topic": args.image_topic, "frame_id": args.frame_id}
+    if args.images_right is not None or args.detections_right is not None:
+        from seg2track_ros.bags.writer import STEREO_LEFT, STEREO_RIGHT
+
+        if args.images_right is None or args.detections_right is None:
+            raise UserFacingError("--images-right and --detections-right go together")
+        right_images = list_images(args.images_right)
+        if len(right_images) != len(images):
+            raise UserFacingError(
+                f"{len(right_images)} right images in {args.images_right} but"
+                f" {len(images)} left images in {args.images}: a stereo bag pairs them"
+            )
+        right_detections = read_detections(args.detections_right, args.det_format)
+        _warn_detections_past_images(right_detections, len(right_images), args.detections_right)
+        check_image_sizes(right_images, right_detections.image_size, str(args.detections_right))
+        right = STEREO_RIGHT
+        topics = {
+            "image_topic": STEREO_LEFT.image_topic,
+            "detections_topic": STEREO_LEFT.detections_topic,
+            "frame_id": STEREO_LEFT.frame_id,
+        }
+
     def frames():
         from tqdm import tqdm
 
@@ -279,16 +311,24 @@ def run_kitti_to_bag(args: argparse.Namespace) -> int:
             bgr = load_rgb(images[index])[..., ::-1]
             scan = scans.get(index) if scans else None
             points = read_velodyne_points(scan) if scan is not None else None
-            yield BagFrame(stamps[index], bgr, detections.detections_at(index), points)
+            extra = {}
+            if right is not None:
+                extra = {
+                    "right_bgr": load_rgb(right_images[index])[..., ::-1],
+                    "right_detections": right_detections.detections_at(index),
+                }
+            yield BagFrame(
+                stamps[index], bgr, detections.detections_at(index), points=points, **extra
+            )
 
     summary = write_bag(
         args.out,
         frames(),
         storage=args.storage,
-        image_topic=args.image_topic,
-        frame_id=args.frame_id,
         compressed=args.compressed,
         lidar=lidar,
+        right=right,
+        **topics,
     )
     print(f"wrote {summary.path}: {summary.frames} frames, {summary.detections} detections")
     if lidar is not None:
@@ -571,6 +611,9 @@ def add_replay(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out-bag", type=Path, help="also record `tracks` to this bag")
     parser.add_argument("--image-topic", help="image topic when the bag has several")
     parser.add_argument(
+        "--detections-topic", help="detections topic when the bag has several (a stereo bag)"
+    )
+    parser.add_argument(
         "--node-log",
         type=Path,
         help="keep tracker_node's output in this file (default: a temporary file, whose"
@@ -591,20 +634,26 @@ def add_replay(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from seg2track_ros.bags.replay import ReplayOptions, replay_bag
+    from seg2track_ros.bags.replay import ReplayOptions
     from seg2track_ros.classmap import parse_class_map
     from seg2track_ros.params import config_from_params_files
-    from seg2track_ros.results import ResultsRecorder, parse_states, prepare_results_path
-    from seg2track_ros.ros.results_writer import rows_from_msg
+    from seg2track_ros.results import parse_states, prepare_results_path
 
     # Everything that can be refused is refused before tracker_node starts.
     overrides = _overrides(args)
     if args.results_3d is not None:
         overrides = {**_replay_3d_overrides(args.bag), **overrides}
-    config_from_params_files(args.params, overrides)
+    _, settings = config_from_params_files(args.params, overrides)
     states = parse_states(args.states)
     class_map = parse_class_map(args.class_map)
-    prepare_results_path(args.results)
+    cameras = _replay_cameras(args, settings) if settings.cameras != [""] else None
+    results = (
+        {"": args.results}
+        if cameras is None
+        else {c.name: camera_results_path(args.results, c.name) for c in cameras}
+    )
+    for path in results.values():
+        prepare_results_path(path)
     if args.out_bag is not None and args.out_bag.exists():
         raise UserFacingError(
             f"--out-bag {args.out_bag} already exists; remove it or choose another path"
@@ -618,6 +667,89 @@ def run_replay(args: argparse.Namespace) -> int:
         node_log=args.node_log,
         on_node_log=lambda path: print(f"tracker_node's log: {path}", file=sys.stderr),
     )
+    if cameras is None:
+        summary, written = _replay_one_camera(args, options, states, class_map)
+    else:
+        summary, written = _replay_several_cameras(
+            args, options, cameras, results, states, class_map
+        )
+    for line in summary.node_warnings:
+        print(f"tracker_node: {line}", file=sys.stderr)
+    kept = f"; its log: {summary.node_log_path}" if summary.node_log_path else ""
+    print(f"replayed {summary.frames_sent} frames, {summary.tracks_received} answered{kept}")
+    for camera, path in results.items():
+        sent, answered = summary.per_camera[camera]
+        name = f"camera {camera}: " if camera else ""
+        print(
+            f"{name}wrote {written[camera].lines} lines to {path}{_unmapped_note(written[camera])}"
+        )
+        inputs = {
+            "bag": args.bag,
+            "lockstep": args.lockstep,
+            "rate": None if args.lockstep else args.rate,
+            "frames_sent": sent,
+            "frames_answered": answered,
+        }
+        if camera:
+            inputs["camera"] = camera
+        _write_run_record(
+            argparse.Namespace(**{**vars(args), "results": path}),
+            overrides,
+            inputs,
+            written[camera].unmapped_tracks,
+        )
+    return 0
+
+
+def camera_results_path(results: Path, camera: str) -> Path:
+    """Camera `camera`'s results file of a several-camera replay: `results` with
+    '{camera}' replaced by the camera's name, or else `<folder>/<camera>/<name>` (one
+    folder per camera, as `seg2track evaluate` reads a tracker's results)."""
+    text = str(results)
+    if "{camera}" in text:
+        return Path(text.replace("{camera}", camera))
+    return results.parent / camera / results.name
+
+
+def _replay_cameras(args: argparse.Namespace, settings) -> list:
+    """The cameras of a several-camera replay and their topics in the bag: the
+    parameters' image_topic and detections_topic with '{camera}' replaced by each
+    camera's name (as config/kitti_stereo.yaml and `kitti-to-bag --images-right` have
+    them)."""
+    from seg2track_ros.bags.replay import ReplayCamera
+    from seg2track_ros.params import camera_topic
+
+    for option in ("image_topic", "detections_topic", "results_3d"):
+        if getattr(args, option) is not None:
+            raise UserFacingError(
+                f"--{option.replace('_', '-')} is for a replay of one camera; the parameters"
+                f" name cameras {', '.join(settings.cameras)}"
+            )
+    for name in ("image_topic", "detections_topic"):
+        topic = getattr(settings, name)
+        if "{camera}" not in topic:
+            raise UserFacingError(
+                f"replay with several cameras ({', '.join(settings.cameras)}) finds each"
+                f" camera's messages in the bag on the parameter {name} with '{{camera}}'"
+                f" replaced by the camera's name; {name} is '{topic}' (e.g. set it as"
+                " config/kitti_stereo.yaml does: '/kitti/camera_color_{camera}/image_raw',"
+                " '/detections/{camera}')"
+            )
+    return [
+        ReplayCamera(
+            name,
+            camera_topic(name, settings.image_topic),
+            camera_topic(name, settings.detections_topic),
+        )
+        for name in settings.cameras
+    ]
+
+
+def _replay_one_camera(args, options, states, class_map) -> tuple:
+    from seg2track_ros.bags.replay import replay_bag
+    from seg2track_ros.results import ResultsRecorder
+    from seg2track_ros.ros.results_writer import rows_from_msg
+
     tracks_bag = _TracksBag(args.out_bag) if args.out_bag else None
     boxes: dict[int, list] = {}  # frame -> (track id, class, xyxy) of its tracks
     states_3d: dict[int, dict] = {}  # frame -> track id -> Track3D
@@ -640,6 +772,7 @@ def run_replay(args: argparse.Namespace) -> int:
                 on_tracks,
                 image_topic=args.image_topic,
                 on_tracks_3d=on_tracks_3d if args.results_3d is not None else None,
+                detections_topic=args.detections_topic,
             )
         finally:
             if tracks_bag is not None:
@@ -648,26 +781,35 @@ def run_replay(args: argparse.Namespace) -> int:
     if args.results_3d is not None:
         lines, with_3d = _write_replay_3d(args.results_3d, boxes, states_3d)
         print(f"wrote {lines} track lines ({with_3d} with a 3-D estimate) to {args.results_3d}")
-    for line in summary.node_warnings:
-        print(f"tracker_node: {line}", file=sys.stderr)
-    kept = f"; its log: {summary.node_log_path}" if summary.node_log_path else ""
-    print(
-        f"replayed {summary.frames_sent} frames, {summary.tracks_received} answered;"
-        f" wrote {written.lines} lines to {args.results}{_unmapped_note(written)}{kept}"
-    )
-    _write_run_record(
-        args,
-        overrides,
-        {
-            "bag": args.bag,
-            "lockstep": args.lockstep,
-            "rate": None if args.lockstep else args.rate,
-            "frames_sent": summary.frames_sent,
-            "frames_answered": summary.tracks_received,
-        },
-        written.unmapped_tracks,
-    )
-    return 0
+    return summary, {"": written}
+
+
+def _replay_several_cameras(args, options, cameras, results, states, class_map) -> tuple:
+    from contextlib import ExitStack
+
+    from seg2track_ros.bags.replay import replay_cameras
+    from seg2track_ros.results import ResultsRecorder
+    from seg2track_ros.ros.results_writer import rows_from_msg
+
+    tracks_bag = _TracksBag(args.out_bag) if args.out_bag else None
+    with ExitStack() as stack:
+        recorders = {
+            name: stack.enter_context(ResultsRecorder(path, args.format, states, class_map))
+            for name, path in results.items()
+        }
+
+        def on_tracks(camera, frame, message, raw):
+            recorders[camera].add(frame, rows_from_msg(message))
+            if tracks_bag is not None:
+                tracks_bag.write(message, raw, f"/{camera}/tracks")
+
+        try:
+            summary = replay_cameras(args.bag, options, cameras, on_tracks)
+        finally:
+            if tracks_bag is not None:
+                tracks_bag.close()
+        written = {name: recorder.close() for name, recorder in recorders.items()}
+    return summary, written
 
 
 def _replay_3d_overrides(bag: Path) -> dict:
@@ -728,23 +870,28 @@ def _write_replay_3d(path: Path, boxes: dict, states_3d: dict) -> tuple[int, int
 
 
 class _TracksBag:
-    """Records tracker_node's `tracks` (raw CDR) to a bag, with our message definitions."""
+    """Records tracker_node's `tracks` (raw CDR) to a bag, with our message definitions:
+    on /tracks, or one topic per camera (/<camera>/tracks)."""
 
     def __init__(self, path: Path) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
-
-        from seg2track_ros.bags.typestore import TRACKS, typestore
 
         self._writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
         try:
             self._writer.open()
         except Exception as error:  # rosbags' WriterError, or an OSError underneath
             raise UserFacingError(f"cannot write the bag {path}: {error}") from None
-        self._connection = self._writer.add_connection("/tracks", TRACKS, typestore=typestore())
+        self._connections: dict[str, object] = {}
 
-    def write(self, message, raw: bytes) -> None:
+    def write(self, message, raw: bytes, topic: str = "/tracks") -> None:
+        from seg2track_ros.bags.typestore import TRACKS, typestore
+
+        if topic not in self._connections:
+            self._connections[topic] = self._writer.add_connection(
+                topic, TRACKS, typestore=typestore()
+            )
         stamp = header_stamp_ns(message.header)
-        self._writer.write(self._connection, stamp, raw)
+        self._writer.write(self._connections[topic], stamp, raw)
 
     def close(self) -> None:
         self._writer.close()

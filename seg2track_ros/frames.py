@@ -98,7 +98,9 @@ class BagImages(FrameSource):
         )
 
         store = typestore()
-        for index, pair in enumerate(read_pairs(self.path, self.image_topic)):
+        for index, pair in enumerate(
+            read_pairs(self.path, self.image_topic, with_detections=False)
+        ):
             message = store.deserialize_cdr(pair.image_cdr, pair.image_type)
             try:
                 if pair.compressed:
@@ -145,7 +147,7 @@ def open_frames(
     if is_bag(images):
         from seg2track_ros.bags.reader import read_pairs
 
-        count = sum(1 for _ in read_pairs(images, image_topic))
+        count = sum(1 for _ in read_pairs(images, image_topic, with_detections=False))
         return BagImages(Path(images), count, image_topic)
     if Path(images).is_file() and Path(images).suffix.lower() in VIDEO_SUFFIXES:
         return open_video(images)

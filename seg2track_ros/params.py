@@ -103,6 +103,9 @@ class NodeSettings:
     class_map: str = ""
     expected_image_rate: float = 0.0
     lift3d: Lift3DSettings = field(default_factory=Lift3DSettings)
+    # Camera names: one tracker_node serves them all with one model (topics
+    # '<camera>/image', ...). [""]: one unnamed camera on the plain topics.
+    cameras: list[str] = dataclasses.field(default_factory=lambda: [""])
 
 
 CHOICES = {
@@ -178,6 +181,23 @@ def config_from_values(value: Callable[[str], Any]) -> tuple[EngineConfig, NodeS
         raise ParameterError(f"parameter tracker.{error}") from error
     if settings.sync_timeout <= 0:
         raise ParameterError("parameter 'sync_timeout' must be > 0")
+    check_camera_names(settings.cameras)
+    if settings.lift3d.enabled and len(settings.cameras) > 1:
+        raise ParameterError(
+            f"parameter 'lift3d.enabled': the 3-D stage serves one camera, and 'cameras'"
+            f" names {len(settings.cameras)} ({', '.join(settings.cameras)}); run the 3-D"
+            " camera in a node of its own, or set lift3d.enabled false"
+        )
+    for name in ("image_topic", "detections_topic"):
+        topic = getattr(settings, name)
+        if settings.cameras == [""] and "{camera}" in topic:
+            raise ParameterError(f"parameter '{name}' has '{{camera}}' but 'cameras' names none")
+        if settings.cameras != [""] and topic.startswith("/") and "{camera}" not in topic:
+            raise ParameterError(
+                f"parameter '{name}' is an absolute topic, one for every camera; put"
+                " '{camera}' in it (e.g. '/kitti/camera_color_{camera}/image_raw') or use a"
+                " relative name (each camera reads '<camera>/<name>')"
+            )
     from seg2track_ros.engine.registry import check_segmenter_name
 
     try:
@@ -211,6 +231,42 @@ def lift3d_from_values(value: Callable[[str], Any]) -> Lift3DSettings:
         except PointCloudError as error:
             raise ParameterError(f"parameter 'lift3d.static_transform': {error}") from None
     return settings
+
+
+def camera_topic(camera: str, topic: str) -> str:
+    """Camera `camera`'s topic `topic`: with '{camera}' in it, that replaced by the
+    camera's name (an input topic of any shape, e.g.
+    '/kitti/camera_color_{camera}/image_raw'); an absolute name as it is (the
+    parameters refuse one that every camera would share); else '<camera>/<topic>'
+    (node-relative, remappable), or '<topic>' for the unnamed camera ("")."""
+    if "{camera}" in topic:
+        return topic.replace("{camera}", camera)
+    if topic.startswith("/"):
+        return topic
+    return f"{camera}/{topic}" if camera else topic
+
+
+def check_camera_names(cameras: list[str]) -> None:
+    """ParameterError unless ``cameras`` is [""] (one unnamed camera) or unique names
+    that are valid ROS name tokens (letters, digits, underscores; not starting with a
+    digit), usable as topic namespaces."""
+    import re
+
+    cameras = list(cameras)
+    if cameras == [""]:
+        return
+    if not cameras:
+        raise ParameterError(
+            "parameter 'cameras' is empty; use [\"\"] for one unnamed camera or name them"
+        )
+    for name in cameras:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ParameterError(
+                f"parameter 'cameras': {name!r} is not a valid camera name (letters, digits"
+                ' and underscores, not starting with a digit; "" only as the one camera)'
+            )
+    if len(set(cameras)) != len(cameras):
+        raise ParameterError(f"parameter 'cameras' names a camera twice: {cameras}")
 
 
 def load_params_file(path: Path, node_name: str = "tracker_node") -> dict[str, Any]:

@@ -13,6 +13,21 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Test data lives inside the repository (a plain clone must pass): see test/data/.
 TEST_DATA = Path(__file__).resolve().parent / "data"
 KITTI_MOTS_GT = TEST_DATA / "kitti_mots" / "instances_txt"
+# `seg2track run/replay` arguments for SAM 2 tiny with random weights at 64 px, its
+# quality thresholds relaxed so that tracks persist and results files have lines.
+RANDOM_WEIGHT_SETTINGS = [
+    arg
+    for value in (
+        "model=tiny",
+        "checkpoint=random",
+        "device=cpu",
+        "image_size=64",
+        "tracker.lost_logit=-1000.0",
+        "tracker.reliable_logit=-999.0",
+        "tracker.removal_quality=0.0",
+    )
+    for arg in ("--set", value)
+]
 
 if "SEG2TRACK_TEST_DOMAIN_ID" not in os.environ:
     os.environ["SEG2TRACK_TEST_DOMAIN_ID"] = str(random.randint(100, 200))

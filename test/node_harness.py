@@ -94,6 +94,7 @@ class NodeUnderTest:
         name: str = "tracker_node",
         params_file=None,
         extra_env: dict[str, str] | None = None,
+        remaps: dict[str, str] | None = None,
     ) -> None:
         # As `seg2track replay` finds it: the ament index, as `ros2 run` does.
         executable = str(find_executable("tracker_node"))
@@ -103,6 +104,8 @@ class NodeUnderTest:
             args += ["--params-file", str(params_file)]
         for key, value in params.items():
             args += ["-p", f"{key}:={_ros_value(value)}"]
+        for source, target in (remaps or {}).items():
+            args += ["-r", f"{source}:={target}"]
         self.name = name
         # A file, not a pipe: a pipe nobody reads fills up and blocks the node.
         self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in close())

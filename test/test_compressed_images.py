@@ -20,6 +20,7 @@ from seg2track_ros.ros.conversions import (
     encode_compressed,
 )
 
+from conftest import RANDOM_WEIGHT_SETTINGS
 from node_harness import RANDOM_WEIGHT_PARAMS, NodeUnderTest, detections_msg, scene, scene_boxes
 
 
@@ -112,17 +113,6 @@ def _header(sec: int):
     return header
 
 
-PARAMS = [
-    "model=tiny",
-    "checkpoint=random",
-    "device=cpu",
-    "image_size=64",
-    "tracker.lost_logit=-1000.0",
-    "tracker.reliable_logit=-999.0",
-    "tracker.removal_quality=0.0",
-]
-
-
 def test_compressed_bag_replays_and_renders_like_the_images(tmp_path):
     """kitti-to-bag --compressed png (lossless) -> replay --lockstep gives the results
     `run` gives on the image folder; render draws the bag's own images."""
@@ -163,7 +153,7 @@ def test_compressed_bag_replays_and_renders_like_the_images(tmp_path):
     )
     pairs = list(read_pairs(bag))
     assert len(pairs) == 5 and all(p.compressed for p in pairs)
-    settings = [a for v in PARAMS for a in ("--set", v)]
+    settings = RANDOM_WEIGHT_SETTINGS
     ran, replayed = tmp_path / "run.txt", tmp_path / "replay.txt"
     assert (
         main(

@@ -14,9 +14,11 @@ from rclpy.parameter import Parameter, parameter_dict_from_yaml_file
 from seg2track_ros.ros.parameters import declare_parameters, defaults_yaml, read_parameters
 
 from conftest import REPO_ROOT
+from launch_stand_ins import launch_description, run_tracker_launch, walk
 from node_harness import NodeUnderTest
 
 SHARE = Path(get_package_share_directory("seg2track_ros"))
+TRACKER_LAUNCH = SHARE / "launch" / "tracker.launch.py"
 CONFIGS = sorted(p.name for p in (REPO_ROOT / "config").glob("*.yaml"))
 
 
@@ -169,69 +171,18 @@ def test_kitti_replay_launch_plays_the_bag_into_tracker_and_results_writer():
     assert "tracks" in (REPO_ROOT / "seg2track_ros" / "ros" / "results_writer.py").read_text()
 
 
-class _Recorded:
-    """Stand-in for a `launch` class (not installable here): records its arguments."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        self.args, self.kwargs = args, kwargs
-
-
-def _stand_in_module(name: str):
-    import types
-
-    module = types.ModuleType(name)
-    classes: dict[str, type] = {}
-
-    def __getattr__(attr: str) -> type:
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return classes.setdefault(attr, type(attr, (_Recorded,), {}))
-
-    module.__getattr__ = __getattr__
-    return module
-
-
-def _launch_description(monkeypatch, name: str):
-    import sys
-
-    for module in (
-        "launch",
-        "launch.actions",
-        "launch.event_handlers",
-        "launch.substitutions",
-        "launch_ros",
-        "launch_ros.actions",
-        "launch_ros.substitutions",
-    ):
-        monkeypatch.setitem(sys.modules, module, _stand_in_module(module))
-    namespace: dict = {}
-    source = (SHARE / "launch" / name).read_text()
-    exec(compile(source, name, "exec"), namespace)
-    return namespace["generate_launch_description"]()
-
-
-def _walk(item):
-    yield item
-    if isinstance(item, _Recorded):
-        for value in (*item.args, *item.kwargs.values()):
-            yield from _walk(value)
-    elif isinstance(item, list | tuple):
-        for value in item:
-            yield from _walk(value)
-
-
 def test_kitti_replay_launch_ends_when_the_bag_ends(monkeypatch):
     """Issue 12: the launch ran on after the bag ended. Now results_writer's exit (the
     last frame written) shuts it down, and so does the end of `ros2 bag play` after the
     `drain` time."""
-    description = _launch_description(monkeypatch, "kitti_replay.launch.py")
-    items = list(_walk(description))
+    description = launch_description(monkeypatch, SHARE / "launch" / "kitti_replay.launch.py")
+    items = list(walk(description))
     handlers = [i.args[0] for i in items if type(i).__name__ == "RegisterEventHandler"]
     on_exit = {}
     for handler in handlers:
         assert type(handler).__name__ == "OnProcessExit"
         target = handler.kwargs["target_action"]
-        shutdowns = [i for i in _walk(handler.kwargs["on_exit"]) if type(i).__name__ == "Shutdown"]
+        shutdowns = [i for i in walk(handler.kwargs["on_exit"]) if type(i).__name__ == "Shutdown"]
         assert shutdowns, "an OnProcessExit handler that does not shut the launch down"
         if type(target).__name__ == "ExecuteProcess":
             on_exit["play"] = handler
@@ -298,42 +249,14 @@ def test_shipped_configs_resolve_by_name_from_any_folder(tmp_path, monkeypatch, 
     assert record["inputs"]["params"] == str(SHARE / "config" / "mot.yaml")
 
 
-def _run_tracker_launch(monkeypatch, **values: str):
-    """tracker.launch.py's node for these launch arguments (the others empty), with
-    stand-ins for `launch`: the Node action and its remaps, substitutions performed."""
-    description = _launch_description(monkeypatch, "tracker.launch.py")
-    (opaque,) = [i for i in _walk(description) if type(i).__name__ == "OpaqueFunction"]
-    arguments = [
-        i.args[0] for i in _walk(description) if type(i).__name__ == "DeclareLaunchArgument"
-    ]
-    assert set(values) <= set(arguments), set(values) - set(arguments)
-
-    class Configuration:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def perform(self, context: dict) -> str:
-            return context[self.name]
-
-    function = opaque.kwargs["function"]
-    monkeypatch.setitem(function.__globals__, "LaunchConfiguration", Configuration)
-    context = {name: "" for name in arguments}
-    context.update(values)
-    (node,) = function(context)
-    remaps = {
-        source: target if isinstance(target, str) else target.perform(context)
-        for source, target in node.kwargs["remappings"]
-    }
-    return node, remaps
-
-
 def test_tracker_launch_remaps_the_compressed_topic_with_the_image_topic(monkeypatch):
     """image_transport:=compressed with image_topic:=/cam/image_raw must subscribe to
     /cam/image_raw/compressed (image_transport's naming), not to image/compressed."""
     import sys
 
-    node, remaps = _run_tracker_launch(
+    node, remaps = run_tracker_launch(
         monkeypatch,
+        TRACKER_LAUNCH,
         params_file="p.yaml",
         image_topic="/cam/image_raw",
         image_transport="compressed",
@@ -352,8 +275,9 @@ def test_tracker_launch_remaps_the_compressed_topic_with_the_image_topic(monkeyp
 def test_tracker_launch_turns_on_3d_tracks_and_remaps_their_inputs(monkeypatch):
     """lift3d:=true lift3d_source:=points points_topic:=... reach the node as the
     parameters lift3d.enabled (a bool) and lift3d.source and as the remap of points."""
-    node, remaps = _run_tracker_launch(
+    node, remaps = run_tracker_launch(
         monkeypatch,
+        TRACKER_LAUNCH,
         params_file="p.yaml",
         image_topic="/cam/image_raw",
         camera_info_topic="/cam/camera_info",

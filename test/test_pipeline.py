@@ -10,16 +10,7 @@ from seg2track_ros.cli import main
 from seg2track_ros.datasets import read_kitti_mots
 from seg2track_ros.datasets.synthetic import make_sequence
 
-# Random weights: relax the quality thresholds so tracks persist and results have lines.
-PARAMS = [
-    "model=tiny",
-    "checkpoint=random",
-    "device=cpu",
-    "image_size=64",
-    "tracker.lost_logit=-1000.0",
-    "tracker.reliable_logit=-999.0",
-    "tracker.removal_quality=0.0",
-]
+from conftest import RANDOM_WEIGHT_SETTINGS
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +50,6 @@ def sequence(tmp_path_factory):
     return root, sequence, detections, bag
 
 
-def _settings():
-    return [arg for value in PARAMS for arg in ("--set", value)]
-
-
 def test_run_and_lockstep_replay_write_identical_results(sequence):
     root, seq, detections, bag = sequence
     ran, replayed = root / "run.txt", root / "replay.txt"
@@ -77,7 +64,7 @@ def test_run_and_lockstep_replay_write_identical_results(sequence):
                 "--results",
                 str(ran),
                 "-q",
-                *_settings(),
+                *RANDOM_WEIGHT_SETTINGS,
             ]
         )
         == 0
@@ -93,7 +80,7 @@ def test_run_and_lockstep_replay_write_identical_results(sequence):
                 "-q",
                 "--out-bag",
                 str(root / "tracks_bag"),
-                *_settings(),
+                *RANDOM_WEIGHT_SETTINGS,
             ]
         )
         == 0

@@ -100,19 +100,21 @@ def expected_centre(frame: int, k: int) -> np.ndarray:
 
 
 class Node3D:
-    def __init__(self, node: NodeUnderTest) -> None:
+    def __init__(self, node: NodeUnderTest, camera: str = "") -> None:
+        """The 3-D inputs and outputs of `node`'s camera `camera` ("" unnamed)."""
         self.node = node
-        client, name = node.client, node.name
-        self.camera_info = client.create_publisher(CameraInfo, f"/{name}/camera_info", RELIABLE)
-        self.depth = client.create_publisher(Image, f"/{name}/depth", RELIABLE)
-        self.points = client.create_publisher(PointCloud2, f"/{name}/points", RELIABLE)
+        client = node.client
+        base = f"/{node.name}/{camera}/" if camera else f"/{node.name}/"
+        self.camera_info = client.create_publisher(CameraInfo, f"{base}camera_info", RELIABLE)
+        self.depth = client.create_publisher(Image, f"{base}depth", RELIABLE)
+        self.points = client.create_publisher(PointCloud2, f"{base}points", RELIABLE)
         for topic, kind in (
             ("tracks_3d", Detection3DArray),
             ("tracks_3d_state", Track3DArray),
             ("markers", MarkerArray),
         ):
             client.create_subscription(
-                kind, f"/{name}/{topic}", node.received[topic].append, RELIABLE
+                kind, f"{base}{topic}", node.received[topic].append, RELIABLE
             )
 
     def wait_inputs(self, publisher) -> None:
@@ -148,11 +150,11 @@ class Node3D:
 def make_node(ros_context):
     nodes = []
 
-    def start(params: dict, name: str) -> Node3D:
-        node = NodeUnderTest(ros_context, params, name=name)
+    def start(params: dict, name: str, camera: str = "", remaps=None) -> Node3D:
+        node = NodeUnderTest(ros_context, params, name=name, remaps=remaps)
         nodes.append(node)
         node.wait_active()
-        return Node3D(node)
+        return Node3D(node, camera)
 
     yield start
     for node in nodes:
@@ -222,6 +224,27 @@ def test_depth_gives_tracks_3d_state_and_markers_and_bad_depth_is_counted(make_n
     assert len(by_stamp[1006].detections) == len(by_stamp[1008].detections) == 2
     assert node.state() == "active" and node.process.poll() is None
     assert "too few valid 3-D points" in node.output()
+
+
+def test_one_named_camera_lifts_on_its_own_topics(make_node):
+    """cameras: [front] with lift3d: the 3-D inputs and outputs are front/camera_info,
+    front/depth, front/tracks_3d, ... like its 2-D ones (remapped here to the harness's
+    plain 2-D topics)."""
+    two_d = ("image", "detections", "tracks", "tracked_detections", "instance_labels")
+    n = make_node(
+        {**BASE, "lift3d.source": "depth", "cameras": ["front"]},
+        "lift_front_node",
+        camera="front",
+        remaps={f"front/{topic}": topic for topic in two_d},
+    )
+    node = n.node
+    n.wait_inputs(n.depth)
+    for frame in range(2):
+        n.frame(frame, info=camera_info, depth=lambda h, f=frame: depth_msg(h, depth_metres(f)))
+    assert node.spin_until(lambda: len(node.received["tracks_3d"]) == 2, 20), node.output()
+    assert sorted(_by_id(node.received["tracks_3d"][-1])) == [1, 2]
+    assert node.spin_until(lambda: len(node.received["tracks_3d_state"]) == 2, 10)
+    assert node.client.count_publishers(f"/{node.name}/tracks_3d") == 0
 
 
 def test_points_with_static_transform_and_bad_clouds_are_counted(make_node):

@@ -10,15 +10,7 @@ import pytest
 from seg2track_ros.cli import main
 from seg2track_ros.datasets.synthetic import make_sequence
 
-PARAMS = [
-    "model=tiny",
-    "checkpoint=random",
-    "device=cpu",
-    "image_size=64",
-    "tracker.lost_logit=-1000.0",
-    "tracker.reliable_logit=-999.0",
-    "tracker.removal_quality=0.0",
-]
+from conftest import RANDOM_WEIGHT_SETTINGS
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +55,7 @@ def clip(tmp_path_factory):
 
 def test_run_on_a_video_tracks_its_decoded_frames(clip):
     root, _seq, detections, video, decoded = clip
-    settings = [a for v in PARAMS for a in ("--set", v)]
+    settings = RANDOM_WEIGHT_SETTINGS
     from_video, from_frames = root / "video.txt", root / "frames.txt"
     assert (
         main(

@@ -51,16 +51,26 @@ def stamp_of(cdr: bytes, msgtype: str) -> int:
     return header_stamp_ns(message.header)
 
 
-def read_pairs(path: Path, image_topic: str | None = None) -> Iterator[BagMessagePair]:
+def read_pairs(
+    path: Path,
+    image_topic: str | None = None,
+    detections_topic: str | None = None,
+    *,
+    with_detections: bool = True,
+) -> Iterator[BagMessagePair]:
     """Frames in image-stamp order, detections matched by header stamp. Images are
-    sensor_msgs/Image or sensor_msgs/CompressedImage (one topic of either)."""
+    sensor_msgs/Image or sensor_msgs/CompressedImage (one topic of either); detections
+    come from `detections_topic`, or from the bag's one detections topic (a bag with
+    several, e.g. a stereo bag, needs it named); none with ``with_detections=False``."""
     path = Path(path)
     if not path.exists():
         raise BagReadError(f"bag {path} does not exist")
     reader = open_bag(path)
     try:
         images = _image_connections(reader, path, image_topic)
-        detections = [c for c in reader.connections if c.msgtype == DETECTIONS]
+        detections = (
+            _detections_connections(reader, path, detections_topic) if with_detections else []
+        )
         extras = [c for c in reader.connections if c.msgtype in (CAMERA_INFO, POINTS)]
         frames: dict[int, bytes] = {}
         found: dict[int, bytes] = {}
@@ -141,6 +151,23 @@ def _header_stamp(cdr: bytes) -> int:
     order = "<" if cdr[1] & 1 else ">"
     sec, nanosec = struct.unpack_from(f"{order}iI", cdr, 4)
     return sec * 1_000_000_000 + nanosec
+
+
+def _detections_connections(reader: Reader, path: Path, topic: str | None) -> list:
+    """The bag's detections connections to read: those on `topic`, or all when the bag
+    has at most one detections topic (an image bag without detections has none)."""
+    connections = [c for c in reader.connections if c.msgtype == DETECTIONS]
+    topics = sorted({c.topic for c in connections})
+    if topic is not None:
+        if topic not in topics:
+            raise BagReadError(f"bag {path} has no detections on {topic} (it has {topics})")
+        return [c for c in connections if c.topic == topic]
+    if len(topics) > 1:
+        raise BagReadError(
+            f"bag {path} has several detections topics ({topics}); name the one that goes"
+            " with the images (replay: --detections-topic)"
+        )
+    return connections
 
 
 def _image_connections(reader: Reader, path: Path, image_topic: str | None) -> list:

@@ -99,10 +99,38 @@ class ReplaySummary:
     node_log: str  # the log's last lines
     node_warnings: list[str] = field(default_factory=list)
     node_log_path: Path | None = None  # None: a temporary log, deleted
+    # camera -> (frames sent, frames answered); one entry ("") for a one-camera replay
+    per_camera: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 TracksCallback = Callable[[int, Any, bytes], None]  # frame index, message, raw CDR
 Tracks3DCallback = Callable[[int, Any], None]  # frame index, seg2track_msgs/Track3DArray
+CameraTracksCallback = Callable[[str, int, Any, bytes], None]  # camera, frame, msg, raw
+
+
+@dataclass(frozen=True)
+class ReplayCamera:
+    """One camera of a several-camera replay: its name (an entry of the node's `cameras`
+    parameter) and the topics of its images and detections in the bag."""
+
+    name: str
+    image_topic: str
+    detections_topic: str
+
+
+@dataclass
+class _Stream:
+    """One camera's frames on their way through the node: the bag's pairs, the node's
+    topics (``<prefix>image``, ``<prefix>tracks``) and the frames answered so far."""
+
+    name: str
+    pairs: list[BagMessagePair]
+    on_tracks: TracksCallback
+    received: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.name}/" if self.name else ""
 
 
 def replay_bag(
@@ -111,6 +139,7 @@ def replay_bag(
     on_tracks: TracksCallback,
     image_topic: str | None = None,
     on_tracks_3d: Tracks3DCallback | None = None,
+    detections_topic: str | None = None,
 ) -> ReplaySummary:
     """Replay `bag` through tracker_node; `on_tracks(frame, msg, raw)` for each output.
 
@@ -118,19 +147,52 @@ def replay_bag(
     camera_info and points before each frame's image; with ``on_tracks_3d`` its
     tracks_3d_state outputs are passed on (the caller turns lift3d on).
     The node's log: see ``ReplayOptions.node_log``. A ReplayError names the kept log."""
-    pairs = list(read_pairs(bag, image_topic))
+    pairs = list(read_pairs(bag, image_topic, detections_topic))
     if not pairs:
         raise ReplayError(f"bag {bag} has no images")
+    return _replay([_Stream("", pairs, on_tracks)], options, on_tracks_3d)
+
+
+def replay_cameras(
+    bag: Path,
+    options: ReplayOptions,
+    cameras: Sequence[ReplayCamera],
+    on_tracks: CameraTracksCallback,
+) -> ReplaySummary:
+    """Replay each camera's images and detections of `bag` to one tracker_node serving
+    them all (the caller's parameters name the same `cameras`, in this order);
+    `on_tracks(camera, frame, msg, raw)` for each output, `frame` counting that
+    camera's images from 0. Frames go out in stamp order, the frames of every camera
+    with the same stamp together (one tick of the node); in lockstep the next stamp
+    goes out once the node answered every frame of this one."""
+    streams = []
+    for camera in cameras:
+        pairs = list(read_pairs(bag, camera.image_topic, camera.detections_topic))
+        if not pairs:
+            raise ReplayError(f"bag {bag} has no images on {camera.image_topic}")
+        streams.append(
+            _Stream(camera.name, pairs, lambda f, m, r, name=camera.name: on_tracks(name, f, m, r))
+        )
+    if len({stream.pairs[0].compressed for stream in streams}) > 1:
+        raise ReplayError(
+            "the cameras' images are of different types (Image and CompressedImage);"
+            " the node takes one image transport for every camera"
+        )
+    return _replay(streams, options, None)
+
+
+def _replay(
+    streams: list[_Stream], options: ReplayOptions, on_tracks_3d: Tracks3DCallback | None
+) -> ReplaySummary:
     if options.rate <= 0:
         raise ReplayError("rate must be > 0")
     namespace = f"seg2track_replay_{os.getpid()}"
-    process, log = start_tracker_node(namespace, options, compressed=pairs[0].compressed)
+    compressed = streams[0].pairs[0].compressed
+    process, log = start_tracker_node(namespace, options, compressed=compressed)
     if options.on_node_log is not None:
         options.on_node_log(log.path)
     try:
-        sent, received = _replay_through(
-            process, log, pairs, namespace, options, on_tracks, on_tracks_3d
-        )
+        sent = _replay_through(process, log, streams, namespace, options, on_tracks_3d)
     except ReplayError as error:
         stop_node(process)
         raise ReplayError(
@@ -140,20 +202,31 @@ def replay_bag(
         stop_node(process)
         raise
     stop_node(process)
-    summary = ReplaySummary(sent, sum(received.values()), log.tail(), log.warnings())
+    answered = {stream.name: sum(stream.received.values()) for stream in streams}
+    summary = ReplaySummary(sent, sum(answered.values()), log.tail(), log.warnings())
+    summary.per_camera = {s.name: (len(s.pairs), answered[s.name]) for s in streams}
     summary.node_log_path = log.finish(succeeded=True)
     return summary
+
+
+def _ticks(streams: list[_Stream]) -> list[tuple[int, list[tuple[_Stream, int]]]]:
+    """(stamp, [(stream, frame index)]) in stamp order: each stamp's frames of every
+    camera that has one, in the order of the cameras."""
+    by_stamp: dict[int, list[tuple[_Stream, int]]] = {}
+    for stream in streams:
+        for index, pair in enumerate(stream.pairs):
+            by_stamp.setdefault(pair.stamp_ns, []).append((stream, index))
+    return sorted(by_stamp.items(), key=lambda item: item[0])
 
 
 def _replay_through(
     process: subprocess.Popen,
     log: NodeLog,
-    pairs: list[BagMessagePair],
+    streams: list[_Stream],
     namespace: str,
     options: ReplayOptions,
-    on_tracks: TracksCallback,
     on_tracks_3d: Tracks3DCallback | None = None,
-) -> tuple[int, dict[int, int]]:
+) -> int:
     import rclpy
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
@@ -164,86 +237,104 @@ def _replay_through(
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
     from vision_msgs.msg import Detection2DArray
 
-    frame_of = {pair.stamp_ns: index for index, pair in enumerate(pairs)}
     # A bag of CompressedImage (kitti-to-bag --compressed, most camera recordings) is
     # played as such: the node subscribes to image/compressed and decodes it.
-    compressed = pairs[0].compressed
+    compressed = streams[0].pairs[0].compressed
     context = Context()
     rclpy.init(context=context)
     node = Node("seg2track_replay", context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-    received: dict[int, int] = {}
+    publishers = {}
+    for stream in streams:
+        frame_of = {pair.stamp_ns: index for index, pair in enumerate(stream.pairs)}
 
-    def on_raw(raw: bytes) -> None:
-        message = deserialize_message(raw, TrackedObjectArray)
-        stamp = header_stamp_ns(message.header)
-        frame = frame_of.get(stamp)
-        if frame is None:
-            return  # not one of ours
-        received[frame] = received.get(frame, 0) + 1
-        on_tracks(frame, message, raw)
+        def on_raw(raw: bytes, stream=stream, frame_of=frame_of) -> None:
+            message = deserialize_message(raw, TrackedObjectArray)
+            frame = frame_of.get(header_stamp_ns(message.header))
+            if frame is None:
+                return  # not one of ours
+            stream.received[frame] = stream.received.get(frame, 0) + 1
+            stream.on_tracks(frame, message, raw)
 
-    node.create_subscription(TrackedObjectArray, f"/{namespace}/tracks", on_raw, qos, raw=True)
-    if compressed:
-        images = node.create_publisher(CompressedImage, f"/{namespace}/image/compressed", qos)
-    else:
-        images = node.create_publisher(Image, f"/{namespace}/image", qos)
-    detections = node.create_publisher(Detection2DArray, f"/{namespace}/detections", qos)
-    extras = (
-        node.create_publisher(CameraInfo, f"/{namespace}/camera_info", qos),
-        node.create_publisher(PointCloud2, f"/{namespace}/points", qos),
-    )
+        base = f"/{namespace}/{stream.prefix}"
+        node.create_subscription(TrackedObjectArray, f"{base}tracks", on_raw, qos, raw=True)
+        if compressed:
+            images = node.create_publisher(CompressedImage, f"{base}image/compressed", qos)
+        else:
+            images = node.create_publisher(Image, f"{base}image", qos)
+        detections = node.create_publisher(Detection2DArray, f"{base}detections", qos)
+        publishers[stream.name] = (images, detections)
+    # The 3-D inputs of a one-camera replay (lift3d serves one camera only).
+    extras = None
     received_3d: set[int] = set()
-    if on_tracks_3d is not None:
+    if len(streams) == 1 and not streams[0].name:
+        extras = (
+            node.create_publisher(CameraInfo, f"/{namespace}/camera_info", qos),
+            node.create_publisher(PointCloud2, f"/{namespace}/points", qos),
+        )
+        if on_tracks_3d is not None:
+            frame_of_3d = {pair.stamp_ns: i for i, pair in enumerate(streams[0].pairs)}
 
-        def on_3d(message) -> None:
-            stamp = header_stamp_ns(message.header)
-            frame = frame_of.get(stamp)
-            if frame is not None:
-                received_3d.add(frame)
-                on_tracks_3d(frame, message)
+            def on_3d(message) -> None:
+                frame = frame_of_3d.get(header_stamp_ns(message.header))
+                if frame is not None:
+                    received_3d.add(frame)
+                    on_tracks_3d(frame, message)
 
-        node.create_subscription(Track3DArray, f"/{namespace}/tracks_3d_state", on_3d, qos)
+            node.create_subscription(Track3DArray, f"/{namespace}/tracks_3d_state", on_3d, qos)
 
     def spin_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
         spin_node_until(executor, process, log, condition, timeout, what)
 
+    def subscribed() -> bool:
+        return all(
+            images.get_subscription_count() > 0 and detections.get_subscription_count() > 0
+            for images, detections in publishers.values()
+        )
+
+    ticks = _ticks(streams)
+    total = sum(len(stream.pairs) for stream in streams)
     sent = 0
     try:
         spin_until(
-            lambda: images.get_subscription_count() > 0 and detections.get_subscription_count() > 0,
+            subscribed,
             options.startup_timeout_s,
             "waiting for tracker_node to start (model loading)",
         )
-        progress = _progress(options.progress, len(pairs))
-        started_wall, first_stamp = time.monotonic(), pairs[0].stamp_ns
-        for index, pair in enumerate(pairs):
+        progress = _progress(options.progress, total)
+        started_wall, first_stamp = time.monotonic(), ticks[0][0]
+        for stamp, frames in ticks:
             if not options.lockstep:
-                due = started_wall + (pair.stamp_ns - first_stamp) / 1e9 / options.rate
+                due = started_wall + (stamp - first_stamp) / 1e9 / options.rate
                 spin_until(lambda due=due: time.monotonic() >= due, 1e9, "playing")
-            _publish(images, detections, pair, extras)
-            sent += 1
+            for stream, index in frames:
+                _publish(*publishers[stream.name], stream.pairs[index], extras)
+                sent += 1
             if options.lockstep:
                 spin_until(
-                    lambda index=index: index in received,
+                    lambda frames=frames: all(i in s.received for s, i in frames),
                     options.frame_timeout_s,
-                    f"waiting for the tracks of frame {index}",
+                    "waiting for the tracks of " + ", ".join(_frame_name(s, i) for s, i in frames),
                 )
-            progress.update(1)
-        if on_tracks_3d is not None:
+            progress.update(len(frames))
+        if on_tracks_3d is not None and extras is not None:
             # 3-D outputs follow their frame's 2-D ones: wait briefly for the last
+            last = len(streams[0].pairs) - 1
             deadline = time.monotonic() + 2.0
             spin_until(
-                lambda: len(pairs) - 1 in received_3d or time.monotonic() > deadline,
+                lambda: last in received_3d or time.monotonic() > deadline,
                 3.0,
                 "waiting for the last 3-D tracks",
             )
         if not options.lockstep:
             deadline = time.monotonic() + options.drain_s
             spin_until(
-                lambda: len(received) == len(pairs) or time.monotonic() > deadline,
+                lambda: (
+                    all(len(s.received) == len(s.pairs) for s in streams)
+                    or time.monotonic() > deadline
+                ),
                 options.drain_s + 1,
                 "draining",
             )
@@ -252,7 +343,11 @@ def _replay_through(
         executor.shutdown()
         node.destroy_node()
         context.try_shutdown()
-    return sent, received
+    return sent
+
+
+def _frame_name(stream: _Stream, index: int) -> str:
+    return f"camera {stream.name} frame {index}" if stream.name else f"frame {index}"
 
 
 def _publish(images, detections, pair: BagMessagePair, extras=None) -> None:

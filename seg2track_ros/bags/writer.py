@@ -50,6 +50,11 @@ class BagFrame:
     # (N, 4) float32 x, y, z, reflectance in the LiDAR frame (with write_bag's lidar)
     points: np.ndarray | None = None
 
+    # A second camera's image and detections at the same stamp (KITTI's right colour
+    # camera, image_03), written when write_bag is given a `right` camera.
+    right_bgr: np.ndarray | None = None
+    right_detections: Detections | None = None
+
 
 @dataclass(frozen=True)
 class LidarBag:
@@ -64,6 +69,23 @@ class LidarBag:
     camera_info_topic: str = KITTI_CAMERA_INFO_TOPIC
     points_topic: str = KITTI_POINTS_TOPIC
     lidar_frame_id: str = KITTI_LIDAR_FRAME_ID
+
+
+@dataclass(frozen=True)
+class CameraTopics:
+    """Where a camera's messages go in a bag."""
+
+    image_topic: str
+    detections_topic: str
+    frame_id: str
+
+
+# KITTI's two colour cameras in one bag (`kitti-to-bag --images-right`), the topics
+# config/kitti_stereo.yaml reads ('{camera}' = left / right).
+STEREO_LEFT = CameraTopics(KITTI_IMAGE_TOPIC, "/detections/left", KITTI_FRAME_ID)
+STEREO_RIGHT = CameraTopics(
+    "/kitti/camera_color_right/image_raw", "/detections/right", "camera_color_right"
+)
 
 
 @dataclass(frozen=True)
@@ -83,8 +105,13 @@ def write_bag(
     frame_id: str = KITTI_FRAME_ID,
     compressed: str | None = None,
     lidar: LidarBag | None = None,
+    right: CameraTopics | None = None,
 ) -> BagSummary:
     """Write a bag with one bgr8 Image and one Detection2DArray (same header) per frame.
+
+    With ``right``, every frame also carries a second camera's image and detections
+    (``BagFrame.right_bgr``, ``right_detections``), written on those topics with the
+    same stamp.
 
     With ``compressed`` ("jpeg" or "png") images are sensor_msgs/CompressedImage on
     ``<image_topic>/compressed`` instead, as image_transport's compressed plugin records
@@ -125,15 +152,38 @@ def write_bag(
                 ),
             )
         first = True
+        cameras = [(images, detections, frame_id)]
+        if right is not None:
+            right_images = writer.add_connection(
+                right.image_topic if compressed is None else f"{right.image_topic}/compressed",
+                IMAGE if compressed is None else COMPRESSED_IMAGE,
+                typestore=store,
+            )
+            right_detections = writer.add_connection(
+                right.detections_topic, DETECTIONS, typestore=store
+            )
+            cameras.append((right_images, right_detections, right.frame_id))
         for frame in frames:
+            views = [(frame.image_bgr, frame.detections)]
+            if right is not None:
+                if frame.right_bgr is None or frame.right_detections is None:
+                    raise BagWriteError(f"frame at {frame.stamp_ns} ns has no right image")
+                views.append((frame.right_bgr, frame.right_detections))
+            for (image_conn, det_conn, camera_frame_id), (bgr, dets) in zip(
+                cameras, views, strict=True
+            ):
+                header = _header(store, frame.stamp_ns, camera_frame_id)
+                if compressed is None:
+                    image = _image(store, header, bgr)
+                else:
+                    image = _compressed(store, header, bgr, compressed)
+                array = _detections(store, header, dets)
+                writer.write(
+                    image_conn, frame.stamp_ns, store.serialize_cdr(image, image_conn.msgtype)
+                )
+                writer.write(det_conn, frame.stamp_ns, store.serialize_cdr(array, DETECTIONS))
+                detection_count += len(dets)
             header = _header(store, frame.stamp_ns, frame_id)
-            if compressed is None:
-                image = _image(store, header, frame.image_bgr)
-            else:
-                image = _compressed(store, header, frame.image_bgr, compressed)
-            array = _detections(store, header, frame.detections)
-            writer.write(images, frame.stamp_ns, store.serialize_cdr(image, images.msgtype))
-            writer.write(detections, frame.stamp_ns, store.serialize_cdr(array, DETECTIONS))
             if lidar_connections is not None:
                 info_connection, points_connection, tf_connection = lidar_connections
                 if first:
@@ -152,7 +202,6 @@ def write_bag(
                     )
             first = False
             count += 1
-            detection_count += len(frame.detections)
     except BaseException:
         writer.close()
         import shutil

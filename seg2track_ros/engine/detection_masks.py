@@ -113,6 +113,15 @@ class DetectionMaskSegmenter(Segmenter):
     def memory_bytes(self) -> int:
         return sum(o.mask.numel() for o in self._objects.values())
 
+    def new_stream(self) -> DetectionMaskSegmenter:
+        """Another stream with the same settings (there is no model to share)."""
+        return DetectionMaskSegmenter(
+            prompt_logit=self.prompt_logit,
+            logit_decay=self.logit_decay,
+            coast_quality=self.coast_quality,
+            device=self.device,
+        )
+
     def _require_size(self) -> tuple[int, int]:
         if self._size is None:
             raise RuntimeError("start_frame() must be called before this")

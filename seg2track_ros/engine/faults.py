@@ -72,3 +72,7 @@ class FaultInjectingSegmenter(Segmenter):
 
     def memory_bytes(self) -> int:
         return self.inner.memory_bytes()
+
+    def new_stream(self) -> FaultInjectingSegmenter | None:
+        inner = self.inner.new_stream()
+        return None if inner is None else FaultInjectingSegmenter(inner, self.every)

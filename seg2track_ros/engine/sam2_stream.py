@@ -30,6 +30,7 @@ re-prompted frame becomes a conditioning frame (the predictor's
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -119,15 +120,7 @@ class Sam2StreamSegmenter(Segmenter):
         mean = torch.tensor(_IMAGE_MEAN, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(_IMAGE_STD, device=self.device).view(1, 3, 1, 1)
         self._mean, self._std = mean, std
-        self._objects: dict[int, _ObjectMemory] = {}
-        self._maskmem_pos_enc: torch.Tensor | None = None  # (1, mem_dim, h, w), shared
-        self._frame_index = -1
-        self._frame_size: tuple[int, int] | None = None
-        self._features: _FrameFeatures | None = None
-        self._outputs: dict[int, tuple[_FrameOutputs, int]] = {}
-        # This frame's memory-conditioned features per object, (C, h, w): a re-prompt
-        # after propagate() reuses them instead of running memory attention again.
-        self._conditioned: dict[int, torch.Tensor] = {}
+        self._init_stream_state()
         # Static shapes for the compiled heads: object batches padded to a bucket size,
         # so a compiled step never sees a new shape while objects come and go (one
         # compilation per bucket).
@@ -171,9 +164,49 @@ class Sam2StreamSegmenter(Segmenter):
             )
         )
 
+    def _init_stream_state(self) -> None:
+        """The per-stream state: objects, their memory and the current frame."""
+        self._objects: dict[int, _ObjectMemory] = {}
+        self._maskmem_pos_enc: torch.Tensor | None = None  # (1, mem_dim, h, w), shared
+        self._frame_index = -1
+        self._frame_size: tuple[int, int] | None = None
+        self._features: _FrameFeatures | None = None
+        self._outputs: dict[int, tuple[_FrameOutputs, int]] = {}
+        # This frame's memory-conditioned features per object, (C, h, w): a re-prompt
+        # after propagate() reuses them instead of running memory attention again.
+        self._conditioned: dict[int, torch.Tensor] = {}
+
+    def new_stream(self) -> Sam2StreamSegmenter:
+        """A segmenter for another stream over the same model (and the same compiled
+        heads): no objects, its own memory banks and frame index. The model's weights
+        are held once however many streams use them."""
+        stream = copy.copy(self)
+        stream._init_stream_state()
+        return stream
+
+    def shares_model_with(self, other: Segmenter) -> bool:
+        """True when ``other`` is a stream over the same model and settings, so the two
+        can be run in one batched call (``start_frames``, ``propagate_streams``,
+        ``finish_frames``)."""
+        return (
+            type(other) is type(self)
+            and other.model is self.model
+            and other._heads is self._heads
+            and other.objects_per_call == self.objects_per_call
+            and other.bucket_batches == self.bucket_batches
+            and other.max_object_pointers == self.max_object_pointers
+            and other._autocast is self._autocast
+        )
+
     # ------------------------------------------------------------------ Segmenter API
     @torch.inference_mode()
     def start_frame(self, image: np.ndarray) -> None:
+        pixels = self._preprocess(image)
+        (features,) = self._encode_images(pixels)
+        self._begin_frame(image.shape[:2], features)
+
+    def _preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """The image checked, resized and normalised: (1, 3, S, S) on the device."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InvalidInputError(
                 f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}"
@@ -181,10 +214,6 @@ class Sam2StreamSegmenter(Segmenter):
         height, width = image.shape[:2]
         if height == 0 or width == 0:
             raise InvalidInputError(f"empty image {image.shape}")
-        self._frame_index += 1
-        self._frame_size = (height, width)
-        self._outputs = {}
-        self._conditioned = {}
         pixels = torch.from_numpy(np.ascontiguousarray(image)).to(self.device, non_blocking=True)
         pixels = pixels.permute(2, 0, 1).unsqueeze(0).float() / 255.0
         if (height, width) != (self.image_size, self.image_size):
@@ -195,11 +224,31 @@ class Sam2StreamSegmenter(Segmenter):
                 align_corners=False,
                 antialias=True,
             )
-        pixels = (pixels - self._mean) / self._std
+        return (pixels - self._mean) / self._std
+
+    def _encode_images(self, pixels: torch.Tensor) -> list[_FrameFeatures]:
+        """One image-encoder call over (B, 3, S, S) images; each image's features."""
         with self._autocast():
             backbone = self.model.forward_image(pixels)
             _, feats, pos, sizes = self.model._prepare_backbone_features(backbone)
-        self._features = _FrameFeatures(feats, pos, sizes)
+        if len(pixels) == 1:
+            return [_FrameFeatures(feats, pos, sizes)]
+        # Per image (h*w, 1, C), contiguous like a single image's.
+        return [
+            _FrameFeatures(
+                [f[:, b : b + 1].contiguous() for f in feats],
+                [p[:, b : b + 1].contiguous() for p in pos],
+                sizes,
+            )
+            for b in range(len(pixels))
+        ]
+
+    def _begin_frame(self, size: tuple[int, int], features: _FrameFeatures) -> None:
+        self._frame_index += 1
+        self._frame_size = (int(size[0]), int(size[1]))
+        self._outputs = {}
+        self._conditioned = {}
+        self._features = features
 
     @torch.inference_mode()
     def propagate(self) -> SegmentOutput:
@@ -269,14 +318,30 @@ class Sam2StreamSegmenter(Segmenter):
     def finish_frame(self, neutralise: Sequence[int] = ()) -> None:
         features = self._require_frame()
         self._conditioned = {}
-        if not self._outputs:
+        inputs = self._memory_inputs(neutralise)
+        if inputs is None:
             return
+        ids, prompted, high_res, scores, pointers = inputs
+        memory_features, pos_enc = self._encode_memories(
+            features.vision_feats[-1], features.feat_sizes[-1:], high_res, scores
+        )
+        self._commit_memories(ids, prompted, memory_features, pointers, pos_enc)
+
+    def _memory_inputs(
+        self, neutralise: Sequence[int]
+    ) -> tuple[list[int], list[bool], torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """What the memory encoder needs for this frame's objects (None when no object
+        has an output): ids, prompted flags, high-resolution mask logits (K, 1, S, S),
+        object scores (K, 1) and pointers (K, hidden_dim)."""
+        if not self._outputs:
+            return None
         ids = list(self._outputs)
         rows = [self._outputs[object_id] for object_id in ids]
         logits = torch.cat([b.low_res_logits[r : r + 1] for b, r in rows])
         scores = torch.cat([b.object_score_logits[r : r + 1] for b, r in rows])
         pointers = torch.cat([b.pointers[r : r + 1] for b, r in rows])
-        prompted = torch.tensor([b.prompted for b, _ in rows], device=self.device)
+        prompted_flags = [b.prompted for b, _ in rows]
+        prompted = torch.tensor(prompted_flags, device=self.device)
         high_res = F.interpolate(
             logits, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False
         )
@@ -294,27 +359,61 @@ class Sam2StreamSegmenter(Segmenter):
             if getattr(self.model, "no_obj_ptr", None) is not None:
                 no_pointer = self.model.no_obj_ptr.to(pointers.dtype).expand_as(pointers)
                 pointers = torch.where(hidden.view(-1, 1), no_pointer, pointers)
+        return ids, prompted_flags, high_res, scores, pointers
+
+    def _encode_memories(
+        self,
+        vision: torch.Tensor,
+        feat_sizes: list[tuple[int, int]],
+        high_res: torch.Tensor,
+        scores: torch.Tensor,
+        rows: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The memory encoder over K objects, in calls of at most objects_per_call.
+
+        ``vision`` is the last level's image features (h*w, B, C): one image shared by
+        every object (B = 1, ``rows`` None), or B images and ``rows`` (K,) the image of
+        each object (several streams). Returns (K, mem_dim, h, w) bfloat16 memory
+        features and the memory position encoding (1, mem_dim, h, w).
+        """
         encoded = []
-        for chunk in self._chunks(range(len(ids))):
+        pos = None
+        for chunk in self._chunks(range(len(high_res))):
             start, stop = chunk[0], chunk[-1] + 1
             size = self._batch_size(stop - start)
-            vision = [f.expand(-1, size, -1) for f in features.vision_feats[-1:]]
+            if rows is None:
+                chunk_vision = vision.expand(-1, size, -1)
+            else:
+                chunk_vision = vision[:, _pad_rows(rows[start:stop], size)]
             with self._autocast():
                 memory_features, pos_enc = self._encode_memory(
-                    current_vision_feats=vision,
-                    feat_sizes=features.feat_sizes[-1:],
+                    current_vision_feats=[chunk_vision],
+                    feat_sizes=feat_sizes,
                     pred_masks_high_res=_pad_rows(high_res[start:stop], size),
                     object_score_logits=_pad_rows(scores[start:stop], size),
                     is_mask_from_pts=False,
                 )
             encoded.append(memory_features[: stop - start].to(torch.bfloat16))
-            if self._maskmem_pos_enc is None:
-                self._maskmem_pos_enc = pos_enc[-1][:1].clone()
+            if pos is None:
+                pos = pos_enc[-1][:1]
         memory_features = torch.cat(encoded) if len(encoded) > 1 else encoded[0]
+        return memory_features, pos
+
+    def _commit_memories(
+        self,
+        ids: list[int],
+        prompted: list[bool],
+        memory_features: torch.Tensor,
+        pointers: torch.Tensor,
+        pos_enc: torch.Tensor,
+    ) -> None:
+        if self._maskmem_pos_enc is None:
+            self._maskmem_pos_enc = pos_enc.clone()
         for k, object_id in enumerate(ids):
             entry = _MemoryEntry(self._frame_index, memory_features[k].clone(), pointers[k].clone())
-            self._store(object_id, entry, prompted=rows[k][0].prompted)
+            self._store(object_id, entry, prompted=prompted[k])
         self._outputs = {}
+        self._conditioned = {}
 
     def remove(self, object_ids: Sequence[int]) -> None:
         for object_id in object_ids:
@@ -396,10 +495,13 @@ class Sam2StreamSegmenter(Segmenter):
         features: _FrameFeatures,
         object_ids: list[int],
         inputs: list[tuple[list, list]] | None = None,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Batched memory attention for objects with memory; returns (K, C, h, w).
 
         ``inputs``: each object's ``_attention_inputs``, when the caller already has them.
+        ``rows`` (K,): the image of each object when ``features`` hold several streams'
+        images (``propagate_streams``); None: one image shared by all.
         Never padded to a bucket: attention runs eagerly (see __init__)."""
         model = self.model
         batch = len(object_ids)
@@ -461,6 +563,7 @@ class Sam2StreamSegmenter(Segmenter):
             memory_pos=memory_pos,
             num_obj_ptr_tokens=pointer_tokens,
             batch=batch,
+            rows=rows,
         )
         attended = attended.permute(1, 2, 0).reshape(batch, hidden_dim, height, width)
         return attended
@@ -532,8 +635,10 @@ class Sam2StreamSegmenter(Segmenter):
         mask_inputs: torch.Tensor | None,
         *,
         is_initial: bool,
+        rows: torch.Tensor | None = None,
     ) -> _FrameOutputs:
-        """SAM 2's prompt encoder and mask decoder for a batch of objects."""
+        """SAM 2's prompt encoder and mask decoder for a batch of objects (``rows``: as
+        in ``_memory_conditioned_features``)."""
         model = self.model
         count = len(object_ids)
         batch = self._batch_size(count)
@@ -541,9 +646,17 @@ class Sam2StreamSegmenter(Segmenter):
         if mask_inputs is not None:
             mask_inputs = _pad_rows(mask_inputs, batch)
         high_res = None
-        if len(features.vision_feats) > 1:
+        if len(features.vision_feats) > 1 and rows is None:
             high_res = [
                 x.permute(1, 2, 0).view(1, x.size(2), *size).expand(batch, -1, -1, -1)
+                for x, size in zip(
+                    features.vision_feats[:-1], features.feat_sizes[:-1], strict=True
+                )
+            ]
+        elif len(features.vision_feats) > 1:
+            index = _pad_rows(rows, batch)
+            high_res = [
+                x.permute(1, 2, 0).view(x.size(1), x.size(2), *size)[index]
                 for x, size in zip(
                     features.vision_feats[:-1], features.feat_sizes[:-1], strict=True
                 )
@@ -612,6 +725,151 @@ class Sam2StreamSegmenter(Segmenter):
                 and self._frame_index - old.frame_index >= self.num_maskmem - 1
             ):
                 old.features = None
+
+
+# --- several streams over one model: one batched call per phase ------------------------
+# Each function takes streams (Sam2StreamSegmenter sharing one model, see
+# ``shares_model_with``) and does for all of them what the per-stream method does for
+# one, computing everything before it changes any stream: when it raises, no stream has
+# changed and the caller may serve the streams one by one instead.
+
+
+@torch.inference_mode()
+def start_frames(streams: Sequence[Sam2StreamSegmenter], images: Sequence[np.ndarray]) -> None:
+    """``start_frame`` for every stream: one image-encoder call over all the images
+    (each resized to image_size x image_size, so images of different sizes batch)."""
+    lead = _lead(streams)
+    pixels = torch.cat(
+        [stream._preprocess(image) for stream, image in zip(streams, images, strict=True)]
+    )
+    features = lead._encode_images(pixels)
+    for stream, image, feats in zip(streams, images, features, strict=True):
+        stream._begin_frame(image.shape[:2], feats)
+
+
+@torch.inference_mode()
+def propagate_streams(streams: Sequence[Sam2StreamSegmenter]) -> list[SegmentOutput]:
+    """``propagate`` for every stream: memory attention and the mask decoder over the
+    objects of all streams together (in groups of one memory layout and calls of at
+    most objects_per_call, as for one stream). Each stream's output lists its objects
+    in the order its own ``propagate`` would."""
+    lead = _lead(streams)
+    features = [stream._require_frame() for stream in streams]
+    ids = [[i for i, m in stream._objects.items() if m.conditioning] for stream in streams]
+    objects = [(s, i) for s, stream_ids in enumerate(ids) for i in stream_ids]
+    if not objects:
+        return [stream._empty_output() for stream in streams]
+    stacked = _stack_features(features)
+    device = lead.device
+    # Memory attention per memory layout, across streams.
+    inputs = {(s, i): streams[s]._attention_inputs(streams[s]._objects[i]) for s, i in objects}
+    groups: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for key, (frames, pointers) in inputs.items():
+        groups.setdefault((len(frames), len(pointers)), []).append(key)
+    memory_holder = next(streams[s] for s, _ in objects if streams[s]._maskmem_pos_enc is not None)
+    conditioned: dict[tuple[int, int], torch.Tensor] = {}
+    decoded: list[tuple[list[tuple[int, int]], _FrameOutputs]] = []
+    with lead._autocast():
+        for group in groups.values():
+            for chunk in lead._chunks(group):
+                rows = torch.tensor([s for s, _ in chunk], dtype=torch.long, device=device)
+                computed = memory_holder._memory_conditioned_features(
+                    stacked, chunk, [inputs[k] for k in chunk], rows=rows
+                )
+                for row, key in enumerate(chunk):
+                    conditioned[key] = computed[row]
+        for chunk in lead._chunks(objects):
+            rows = torch.tensor([s for s, _ in chunk], dtype=torch.long, device=device)
+            pix_feat = torch.stack([conditioned[key] for key in chunk])
+            placeholder_ids = list(range(len(chunk)))
+            decoded.append(
+                (
+                    chunk,
+                    lead._decode(
+                        stacked, placeholder_ids, pix_feat, None, None, is_initial=False, rows=rows
+                    ),
+                )
+            )
+    merged = _concat_outputs([out for _, out in decoded]) if len(decoded) > 1 else decoded[0][1]
+    position = {key: k for k, key in enumerate(key for chunk, _ in decoded for key in chunk)}
+    per_stream = []
+    for s, stream_ids in enumerate(ids):
+        if not stream_ids:
+            per_stream.append(None)
+            continue
+        selected = _select(merged, [position[(s, i)] for i in stream_ids])
+        selected.object_ids = list(stream_ids)
+        per_stream.append(selected)
+    results = []
+    for s, (stream, outputs) in enumerate(zip(streams, per_stream, strict=True)):
+        if outputs is None:
+            results.append(stream._empty_output())
+            continue
+        for i in ids[s]:
+            stream._conditioned[i] = conditioned[(s, i)]
+        stream._record(outputs)
+        results.append(stream._to_segment_output(outputs))
+    return results
+
+
+@torch.inference_mode()
+def finish_frames(
+    streams: Sequence[Sam2StreamSegmenter], neutralise: Sequence[Sequence[int]]
+) -> None:
+    """``finish_frame`` for every stream: one memory-encoder pass over the objects of all
+    streams together (in calls of at most objects_per_call)."""
+    lead = _lead(streams)
+    features = [stream._require_frame() for stream in streams]
+    inputs = [
+        stream._memory_inputs(hidden) for stream, hidden in zip(streams, neutralise, strict=True)
+    ]
+    present = [s for s, item in enumerate(inputs) if item is not None]
+    if present:
+        stacked = _stack_features(features)
+        rows = torch.tensor(
+            [s for s in present for _ in inputs[s][0]], dtype=torch.long, device=lead.device
+        )
+        memory_features, pos_enc = lead._encode_memories(
+            stacked.vision_feats[-1],
+            stacked.feat_sizes[-1:],
+            torch.cat([inputs[s][2] for s in present]),
+            torch.cat([inputs[s][3] for s in present]),
+            rows=rows,
+        )
+    start = 0
+    for s, stream in enumerate(streams):
+        item = inputs[s]
+        if item is None:
+            stream._conditioned = {}
+            continue
+        ids, prompted, _, _, pointers = item
+        stop = start + len(ids)
+        stream._commit_memories(ids, prompted, memory_features[start:stop], pointers, pos_enc)
+        start = stop
+
+
+def _lead(streams: Sequence[Sam2StreamSegmenter]) -> Sam2StreamSegmenter:
+    if not streams:
+        raise ValueError("no streams")
+    lead = streams[0]
+    for stream in streams[1:]:
+        if not lead.shares_model_with(stream):
+            raise ValueError("batched streams must share one model and its settings")
+    return lead
+
+
+def _stack_features(features: Sequence[_FrameFeatures]) -> _FrameFeatures:
+    """Several images' features as one (h*w, B, C) batch per level."""
+    if len(features) == 1:
+        return features[0]
+    return _FrameFeatures(
+        [
+            torch.cat(level, dim=1)
+            for level in zip(*(f.vision_feats for f in features), strict=True)
+        ],
+        [torch.cat(level, dim=1) for level in zip(*(f.vision_pos for f in features), strict=True)],
+        features[0].feat_sizes,
+    )
 
 
 # Padded object-batch sizes; above the last, multiples of it.
@@ -705,12 +963,16 @@ def _batched_memory_attention(
     memory_pos: torch.Tensor,
     num_obj_ptr_tokens: int,
     batch: int,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """sam2's MemoryAttention forward over a batch of objects with one memory layout.
 
     ``curr``/``curr_pos`` are the frame's features for one object, (L, 1, C): every
     object starts from the same image features, so the first layer's self-attention and
     cross-attention queries are computed once and shared by the ``batch`` objects.
+    With ``rows`` (batch,), ``curr``/``curr_pos`` are (L, B, C), B images (several
+    streams), and object k starts from image ``rows[k]``: the first self-attention runs
+    once per image, and its rows are gathered per object at the first cross-attention.
     ``memory``/``memory_pos`` are (L_memory, batch, C_memory), sequence-first as in sam2,
     with no padding (the caller groups objects by memory layout), so attention needs no
     mask. Returns (L, batch, C).
@@ -724,8 +986,12 @@ def _batched_memory_attention(
     # The same for every layer: made contiguous once instead of by each projection.
     memory = memory.contiguous()
     memory_with_pos = memory + memory_pos
+    per_image = rows is not None  # rows of output are still images, not objects
+    if per_image and not attention.batch_first:
+        raise ValueError("memory attention over several images needs batch_first")
     for layer in attention.layers:
-        # Until the first cross-attention, every object's state is the same (one row).
+        # Until the first cross-attention, every object's state is its image's (one row
+        # per image).
         output = layer._forward_sa(output, curr_pos)
         normed = layer.norm2(output)
         query = normed + curr_pos if layer.pos_enc_at_cross_attn_queries else normed
@@ -737,7 +1003,10 @@ def _batched_memory_attention(
             memory,
             num_obj_ptr_tokens,
             batch,
+            rows=rows if per_image else None,
         )
+        if per_image:
+            output, curr_pos, per_image = output[rows], curr_pos[rows], False
         output = output + layer.dropout2(attended)  # broadcasts the shared row to the batch
         normed = layer.norm3(output)
         output = output + layer.dropout3(
@@ -756,11 +1025,13 @@ def _rope_cross_attention(
     v: torch.Tensor,
     num_k_exclude_rope: int,
     batch: int,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """sam2's RoPEAttention forward over a batch of objects.
 
     Inputs are batch-first; ``q`` may hold one row shared by all ``batch`` objects
-    (it is projected and rotated once, then broadcast).
+    (it is projected and rotated once, then broadcast), or with ``rows`` one row per
+    image, gathered per object.
     """
     from sam2.modeling.position_encoding import apply_rotary_enc
 
@@ -775,7 +1046,9 @@ def _rope_cross_attention(
         q, k[:, :, :num_k_rope], freqs_cis=attn.freqs_cis, repeat_freqs_k=attn.rope_k_repeat
     )
     k = torch.cat([k_rope, k[:, :, num_k_rope:]], dim=2)
-    if q.shape[0] != batch:
+    if rows is not None:
+        q = q[rows]
+    elif q.shape[0] != batch:
         q = q.expand(batch, -1, -1, -1)
     out = F.scaled_dot_product_attention(q, k, v)
     return attn.out_proj(attn._recombine_heads(out))

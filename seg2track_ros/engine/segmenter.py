@@ -93,3 +93,14 @@ class Segmenter(ABC):
     def memory_bytes(self) -> int:
         """Bytes held in stored per-object tensors (0 for stateless segmenters)."""
         return 0
+
+    def new_stream(self) -> Segmenter | None:
+        """A segmenter of the same kind for another stream (camera), holding no objects,
+        that shares whatever this one can share (SAM 2: the model, loaded once); None
+        when this segmenter cannot make one (the caller then builds another)."""
+        return None
+
+    def shares_model_with(self, other: Segmenter) -> bool:
+        """True when this segmenter and ``other`` run one model whose calls can be
+        batched over both streams (see sam2_stream.start_frames)."""
+        return False

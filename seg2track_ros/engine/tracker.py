@@ -50,6 +50,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,6 +87,53 @@ class TrackerStepError(RuntimeError):
     before raising: every track is dropped, track ids keep increasing, and the next frame
     is tracked normally. ``__cause__`` is the original exception.
     """
+
+
+class TrackIdCounter:
+    """Hands out track ids 1, 2, 3, ... A Tracker has its own; the streams of a
+    MultiStreamTracker share one, so ids are unique across all its streams."""
+
+    def __init__(self) -> None:
+        self.next_id = 1
+
+    def take(self) -> int:
+        track_id = self.next_id
+        self.next_id += 1
+        return track_id
+
+
+# --- the segmenter calls a step makes, as requests (Tracker.begin_step) ----------------
+@dataclass(frozen=True)
+class StartFrame:
+    """Encode this frame's image: ``segmenter.start_frame(image)``; answer None."""
+
+    image: np.ndarray
+
+    def serve(self, segmenter: Segmenter) -> None:
+        segmenter.start_frame(self.image)
+
+
+@dataclass(frozen=True)
+class Propagate:
+    """Every object on this frame: answer ``segmenter.propagate()``."""
+
+    def serve(self, segmenter: Segmenter) -> SegmentOutput:
+        return segmenter.propagate()
+
+
+@dataclass(frozen=True)
+class FinishFrame:
+    """Write this frame into the objects' memory: ``segmenter.finish_frame(neutralise)``;
+    answer None."""
+
+    neutralise: tuple[int, ...]
+
+    def serve(self, segmenter: Segmenter) -> None:
+        segmenter.finish_frame(neutralise=self.neutralise)
+
+
+SegmenterRequest = StartFrame | Propagate | FinishFrame
+StepPhases = Generator[SegmenterRequest, SegmentOutput | None, StepResult]
 
 
 @dataclass
@@ -193,7 +241,9 @@ class Tracker:
     """Seg2Track multi-object tracker over a Segmenter (SAM 2 or a test double).
 
     ``cost`` picks the association cost: a name in association.COSTS or a callable
-    ``(PairGeometry, TrackerConfig) -> (K, N) costs``.
+    ``(PairGeometry, TrackerConfig) -> (K, N) costs``. ``ids`` hands out track ids; by
+    default the tracker has its own counter (ids 1, 2, 3, ...); trackers that share one
+    (``MultiStreamTracker``'s streams) never give two tracks the same id.
     """
 
     def __init__(
@@ -202,18 +252,29 @@ class Tracker:
         segmenter: Segmenter,
         *,
         cost: str | CostFunction = "seg2track_pp",
+        ids: TrackIdCounter | None = None,
     ) -> None:
         self._config = config.validate()
         self._segmenter = segmenter
         self._cost = resolve_cost(cost)
         self._existence = ExistenceFilter.from_config(config)
         self._tracks: dict[int, _TrackRecord] = {}
-        self._next_id = 1
+        self._ids = TrackIdCounter() if ids is None else ids
         self._frame_index = 0
+        self._failing_frame = 0  # the frame a step began on, for its error message
 
     @property
     def num_tracks(self) -> int:
         return len(self._tracks)
+
+    @property
+    def segmenter(self) -> Segmenter:
+        return self._segmenter
+
+    @property
+    def _next_id(self) -> int:
+        """The id the next new track gets (from the counter, which may be shared)."""
+        return self._ids.next_id
 
     def reset(self) -> None:
         """Forget all tracks (and the segmenter's objects); track ids keep increasing and
@@ -229,6 +290,27 @@ class Tracker:
         Raises InvalidInputError for unusable input (nothing changed), TrackerStepError
         when tracking failed part-way (the tracker reset itself: the next frame works).
         """
+        phases = self.begin_step(image_rgb, detections)
+        try:
+            request = next(phases)
+            while True:
+                request = phases.send(request.serve(self._segmenter))
+        except StopIteration as done:
+            return done.value
+        except Exception as error:
+            raise self.fail_step(error) from error
+
+    def begin_step(self, image_rgb: np.ndarray, detections: Detections) -> StepPhases:
+        """The step as a generator of its segmenter calls, for a caller that serves them
+        (``step`` itself, or ``MultiStreamTracker``, which batches the calls of several
+        trackers sharing one model).
+
+        Raises InvalidInputError for unusable input (nothing changed). The generator
+        yields ``StartFrame``, ``Propagate`` and ``FinishFrame`` requests, to be answered
+        by ``send(request.serve(segmenter))`` (or the equivalent batched result), and
+        returns the StepResult; when it (or serving a request) raises, call
+        ``fail_step`` with the error.
+        """
         height, width = _check_image(image_rgb)
         if not isinstance(detections, Detections):
             raise InvalidInputError(f"detections must be Detections, got {type(detections)}")
@@ -236,34 +318,36 @@ class Tracker:
         # Before start_frame: bad input must not leave the segmenter inside a frame.
         dets = self._prepare_detections(detections, height, width)
         timer.lap("manage")
-        frame_index = self._frame_index
-        try:
-            return self._step(image_rgb, dets, timer)
-        except Exception as error:
-            # From here on the step mutates the tracker and the segmenter: a failure
-            # half-way must not poison the frames after it.
-            self.reset()
-            raise TrackerStepError(
-                f"tracking frame {frame_index} failed ({error!r}); all tracks were reset"
-            ) from error
+        self._failing_frame = self._frame_index
+        return self._step(image_rgb, dets, timer)
+
+    def fail_step(self, error: BaseException) -> TrackerStepError:
+        """Reset after a step failed part-way; the TrackerStepError to raise."""
+        # From start_frame on the step mutates the tracker and the segmenter: a failure
+        # half-way must not poison the frames after it.
+        frame_index = self._failing_frame
+        self.reset()
+        return TrackerStepError(
+            f"tracking frame {frame_index} failed ({error!r}); all tracks were reset"
+        )
 
     def _step(
         self, image_rgb: np.ndarray, dets: _FrameDetections, timer: _PhaseTimer
-    ) -> StepResult:
+    ) -> StepPhases:
         height, width = image_rgb.shape[:2]
         config = self._config
         frame_index = self._frame_index
         self._frame_index += 1
 
-        self._segmenter.start_frame(image_rgb)
+        yield StartFrame(image_rgb)
         timer.lap("encode")
-        propagated = self._segmenter.propagate()
+        propagated = yield Propagate()
         timer.lap("propagate")
         records = self._check_propagated(propagated, height, width)
 
         if not records and not len(dets.scores):
             timer.lap("manage")
-            self._segmenter.finish_frame(neutralise=())
+            yield FinishFrame(())
             timer.lap("memory")
             labels = np.zeros((height, width), dtype=np.uint16)
             return StepResult(frame_index, [], timer.result(), labels)
@@ -311,7 +395,7 @@ class Tracker:
             self._tracks[record.track_id] = record
         timer.lap("manage")
 
-        self._segmenter.finish_frame(neutralise=occluded)
+        yield FinishFrame(tuple(occluded))
         if removed:
             self._segmenter.remove(removed)
         for track_id in removed:
@@ -500,8 +584,7 @@ class Tracker:
         return accepted
 
     def _new_record(self, dets: _FrameDetections, col: int) -> _TrackRecord:
-        track_id = self._next_id
-        self._next_id += 1
+        track_id = self._ids.take()
         return _TrackRecord(
             track_id=track_id,
             class_id=dets.class_ids[col],

@@ -62,6 +62,12 @@ NODE_DESCRIPTIONS = {
     "class_map": "rename detection classes before tracking, so a benchmark class's thresholds"
     " apply: empty = keep the detector's classes; 'coco' (person/0 -> pedestrian, car/2 ->"
     " car), items like 'coco,truck=car', or a YAML file; other classes keep their name",
+    "cameras": "camera names; one node serves them all with one model. Each camera"
+    " '<camera>' reads '<camera>/<image_topic>' and '<camera>/<detections_topic>' (or"
+    " those topics with '{camera}' replaced by the name, where they contain it) and"
+    " publishes '<camera>/tracks', '<camera>/tracked_detections',"
+    " '<camera>/instance_labels' (and '<camera>/overlay'); [\"\"] (default): one unnamed"
+    " camera on the plain topics",
     "inject_fault_every": "test hook, 0 (default) = off: every N-th frame the engine fails"
     " inside Tracker.step with an injected exception, to check that a fault costs only its"
     " frame",

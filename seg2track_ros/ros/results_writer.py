@@ -64,9 +64,9 @@ class ResultsWriterNode(Node):
         self._frame_of: dict[int, int] | None = None
         bag = self.get_parameter("bag").value
         if bag:
-            from seg2track_ros.bags.reader import read_pairs
+            from seg2track_ros.bags.reader import read_image_stamps
 
-            self._frame_of = {p.stamp_ns: i for i, p in enumerate(read_pairs(Path(bag)))}
+            self._frame_of = {s: i for i, s in enumerate(read_image_stamps(Path(bag)))}
         self._next = 0
         self._last = -1
         self.done = False  # the bag's last frame is written

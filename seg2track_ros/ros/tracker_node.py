@@ -1,7 +1,14 @@
 """tracker_node: the ROS 2 lifecycle node around the Seg2Track engine.
 
 A thin adapter: messages in (conversions.py), pairing (sync.py), one worker thread that
-calls ``Tracker.step``, messages out. All tracking logic lives in the engine.
+calls the engine, messages out. All tracking logic lives in the engine.
+
+Several cameras (parameter ``cameras``): each camera has its own topics
+('<camera>/image', ... '<camera>/tracks'), pairing, queue, counters and reset service,
+and its own stream in one ``MultiStreamTracker`` (one model for all). The worker takes
+one frame of every camera that has one per tick (realtime: each camera's newest;
+lockstep: each camera's oldest), so no camera starves another, and tracks them in one
+engine call. One unnamed camera (the default) is the plain topics of a single-camera node.
 
 Lifecycle: configure reads and validates parameters and loads the model (a failure
 leaves the node unconfigured and alive, so it can be configured again); activate
@@ -36,7 +43,8 @@ from seg2track_ros.classmap import DetectionClassMapper, parse_class_map
 from seg2track_ros.engine.checkpoints import CheckpointError
 from seg2track_ros.engine.config import ConfigError, EngineConfig
 from seg2track_ros.engine.tracker import TrackerStepError
-from seg2track_ros.engine.types import Detections, InvalidInputError
+from seg2track_ros.engine.types import Detections
+from seg2track_ros.params import camera_topic
 from seg2track_ros.ros import shutdown
 from seg2track_ros.ros.conversions import (
     ImageConverter,
@@ -80,9 +88,9 @@ def _never_raises(callback):
     One that does is logged (throttled per callback) and counted in diagnostics."""
 
     @functools.wraps(callback)
-    def guarded(self, *args):
+    def guarded(self, *args, **kwargs):
         try:
-            return callback(self, *args)
+            return callback(self, *args, **kwargs)
         except Exception as error:
             self._callback_failed(callback.__name__, error)
             return None
@@ -123,6 +131,38 @@ class _Stats:
     tracks_3d: int = 0  # tracks with a 3-D output on the last frame that had 3-D input
 
 
+class _Camera:
+    """One camera's inputs, outputs, pairing, queue and counters. ``name`` "" is the
+    unnamed camera of a single-camera node (plain topics)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.stats = _Stats()
+        self.queue: collections.deque[_Frame] = collections.deque()
+        self.queue_bytes = 0  # image bytes in queue (guarded by the node's _queue_ready)
+        self.sync: StampSynchronizer | None = None
+        self.gaps = StampGapCounter()
+        self.last_stamp_ns: int | None = None
+        self.last_size: tuple[int, int] | None = None
+        self.warned_rotated = False
+        self.image_subscription = None
+        self.detections_subscription = None
+        self.sync_timer = None
+        self.tracks_pub = None
+        self.detections_pub = None
+        self.labels_pub = None
+        self.overlay_pub = None
+        self.reset_service = None
+
+    def topic(self, name: str) -> str:
+        """This camera's topic ``name`` (params.camera_topic)."""
+        return camera_topic(self.name, name)
+
+    @property
+    def label(self) -> str:
+        return self.name or "camera"
+
+
 _UNPAIRED_WHY = {
     "timeout": "its detections did not arrive within sync_timeout",
     "overtaken": "detections of a later image arrived first",
@@ -145,9 +185,8 @@ class TrackerNode(LifecycleNode):
         # threads never publish on a destroyed publisher or after processing stopped.
         self._outputs_lock = threading.Lock()
         self._stats_lock = threading.Lock()
-        self._stats = _Stats()
-        self._queue: collections.deque[_Frame] = collections.deque()
-        self._queue_bytes = 0  # image bytes in self._queue (guarded by _queue_ready)
+        # Camera name -> its state; one unnamed camera until configure reads 'cameras'.
+        self._cameras: dict[str, _Camera] = {"": _Camera("")}
         self._queue_ready = threading.Condition()
         self._worker: threading.Thread | None = None
         # Realtime mode: frame t is serialised and published here while the worker
@@ -158,14 +197,7 @@ class TrackerNode(LifecycleNode):
         # Never name these like rclpy's own lists (Node._subscriptions, _timers,
         # _publishers, ...): assigning one replaces rclpy's list and destroy_* then
         # skips entities (leaked subscriptions and timers, an idle node spinning).
-        self._image_subscription = None
-        self._detections_subscription = None
-        self._sync_timer = None
         self._diagnostics_timer = None
-        self._tracks_pub = None
-        self._detections_pub = None
-        self._labels_pub = None
-        self._overlay_pub = None
         self._diagnostics_pub = None
         # The optional 3-D stage (lift3d.enabled): its inputs and outputs.
         self._lift3d: Lift3DStage | None = None
@@ -175,18 +207,38 @@ class TrackerNode(LifecycleNode):
         self._tracks3d_state_pub = None
         self._markers_pub = None
         self._tf_listener = None
-        self._sync: StampSynchronizer | None = None
         self._converter: ImageConverter | None = None
-        self._gaps = StampGapCounter()
-        self._last_stamp_ns: int | None = None
-        self._last_size: tuple[int, int] | None = None
-        self._warned_rotated = False
         # The segmenter's stored-tensor bytes, read by the worker under the engine lock
         # (the segmenter changes its memory while it steps): diagnostics read only this.
         self._tracker_memory_bytes: int | None = None
         self._memory_read_at = -math.inf
         self._last_warning: dict[str, float] = {}  # throttle key -> monotonic time
         self.create_service(Trigger, "~/reset", self._on_reset)
+
+    # The first camera's state under the single-camera node's names.
+    @property
+    def _camera(self) -> _Camera:
+        return next(iter(self._cameras.values()))
+
+    @property
+    def _stats(self) -> _Stats:
+        return self._camera.stats
+
+    @property
+    def _queue(self) -> collections.deque[_Frame]:
+        return self._camera.queue
+
+    @property
+    def _queue_bytes(self) -> int:
+        return self._camera.queue_bytes
+
+    @property
+    def _sync(self) -> StampSynchronizer | None:
+        return self._camera.sync
+
+    @property
+    def _gaps(self) -> StampGapCounter:
+        return self._camera.gaps
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -195,19 +247,31 @@ class TrackerNode(LifecycleNode):
         except ParameterError as error:
             self.get_logger().error(f"configure failed: {error}")
             return TransitionCallbackReturn.FAILURE
+        self._set_cameras(self._settings.cameras)
         if not self._load_engine():
             return TransitionCallbackReturn.FAILURE
         settings = self._settings
-        self._tracks_pub = self.create_lifecycle_publisher(TrackedObjectArray, "tracks", OUTPUT_QOS)
-        self._detections_pub = self.create_lifecycle_publisher(
-            Detection2DArray, "tracked_detections", OUTPUT_QOS
-        )
-        self._labels_pub = self.create_lifecycle_publisher(Image, "instance_labels", OUTPUT_QOS)
-        self._overlay_pub = (
-            self.create_lifecycle_publisher(Image, "overlay", OUTPUT_QOS)
-            if settings.publish_overlay
-            else None
-        )
+        for camera in self._cameras.values():
+            camera.tracks_pub = self.create_lifecycle_publisher(
+                TrackedObjectArray, camera.topic("tracks"), OUTPUT_QOS
+            )
+            camera.detections_pub = self.create_lifecycle_publisher(
+                Detection2DArray, camera.topic("tracked_detections"), OUTPUT_QOS
+            )
+            camera.labels_pub = self.create_lifecycle_publisher(
+                Image, camera.topic("instance_labels"), OUTPUT_QOS
+            )
+            camera.overlay_pub = (
+                self.create_lifecycle_publisher(Image, camera.topic("overlay"), OUTPUT_QOS)
+                if settings.publish_overlay
+                else None
+            )
+            if camera.name and camera.reset_service is None:
+                camera.reset_service = self.create_service(
+                    Trigger,
+                    f"~/{camera.name}/reset",
+                    functools.partial(self._on_reset, camera=camera.name),
+                )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_QOS)
         self._configure_lift3d()
         self._converter = ImageConverter(max_pixels=settings.max_image_pixels)
@@ -216,12 +280,13 @@ class TrackerNode(LifecycleNode):
             if settings.class_map
             else None
         )
-        self._gaps = StampGapCounter(settings.expected_image_rate)
-        self._sync = StampSynchronizer(
-            slop_ns=int(settings.sync_slop * 1e9),
-            timeout_ns=int(settings.sync_timeout * 1e9),
-            max_pending=settings.sync_queue,
-        )
+        for camera in self._cameras.values():
+            camera.gaps = StampGapCounter(settings.expected_image_rate)
+            camera.sync = StampSynchronizer(
+                slop_ns=int(settings.sync_slop * 1e9),
+                timeout_ns=int(settings.sync_timeout * 1e9),
+                max_pending=settings.sync_queue,
+            )
         self._create_inputs()
         segmenter = f"segmenter {settings.segmenter}"
         if settings.segmenter == "sam2":
@@ -229,14 +294,17 @@ class TrackerNode(LifecycleNode):
                 f" (model {self._config.segmenter.model},"
                 f" image_size {self._config.segmenter.image_size})"
             )
+        cameras = f", cameras {', '.join(self._cameras)}" if list(self._cameras) != [""] else ""
         self.get_logger().info(
             f"configured: {segmenter} on {self._segmenter.device}, mode {settings.mode},"
-            f" images via {self._converter.backend}"
+            f" images via {self._converter.backend}{cameras}"
         )
         return TransitionCallbackReturn.SUCCESS
 
     def _configure_lift3d(self) -> None:
-        """The 3-D stage and its publishers, only with lift3d.enabled."""
+        """The 3-D stage and its publishers, only with lift3d.enabled. It serves the one
+        camera (configuration refuses lift3d with several); a named camera's 3-D topics
+        are under its name, like its 2-D ones."""
         self._lift3d = None
         lift = self._settings.lift3d
         if not lift.enabled:
@@ -256,19 +324,22 @@ class TrackerNode(LifecycleNode):
                 tf_buffer = self._tf_listener.buffer
         self._lift3d = Lift3DStage(lift, tf_buffer, self._settings.max_image_pixels)
         self._tracks3d_pub = self.create_lifecycle_publisher(
-            Detection3DArray, "tracks_3d", OUTPUT_QOS
+            Detection3DArray, self._camera.topic("tracks_3d"), OUTPUT_QOS
         )
         self._tracks3d_state_pub = self.create_lifecycle_publisher(
-            Track3DArray, "tracks_3d_state", OUTPUT_QOS
+            Track3DArray, self._camera.topic("tracks_3d_state"), OUTPUT_QOS
         )
         if lift.publish_markers:
-            self._markers_pub = self.create_lifecycle_publisher(MarkerArray, "markers", OUTPUT_QOS)
+            self._markers_pub = self.create_lifecycle_publisher(
+                MarkerArray, self._camera.topic("markers"), OUTPUT_QOS
+            )
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self._tracker is None and not self._load_engine():
             return TransitionCallbackReturn.FAILURE
-        self._sync.reset()
-        self._gaps.reset()
+        for camera in self._cameras.values():
+            camera.sync.reset()
+            camera.gaps.reset()
         self._running = True
         self._worker = threading.Thread(target=self._work, name="seg2track_worker", daemon=True)
         self._worker.start()
@@ -283,10 +354,12 @@ class TrackerNode(LifecycleNode):
             if settings.image_transport == "compressed"
             else settings.image_topic
         )
-        self.get_logger().info(
-            f"active: '{self.resolve_topic_name(image_topic)}' +"
-            f" '{self.resolve_topic_name(settings.detections_topic)}' -> tracks"
-        )
+        for camera in self._cameras.values():
+            self.get_logger().info(
+                f"active: '{self.resolve_topic_name(camera.topic(image_topic))}' +"
+                f" '{self.resolve_topic_name(camera.topic(settings.detections_topic))}' ->"
+                f" '{self.resolve_topic_name(camera.topic('tracks'))}'"
+            )
         return super().on_activate(state)
 
     def _create_inputs(self) -> None:
@@ -305,40 +378,61 @@ class TrackerNode(LifecycleNode):
                 history=qos_profile_sensor_data.history,
                 durability=qos_profile_sensor_data.durability,
             )
-        if settings.image_transport == "compressed":
-            self._image_subscription = self.create_subscription(
-                CompressedImage,
-                compressed_topic(settings.image_topic),
-                self._on_compressed_image,
+        for camera in self._cameras.values():
+            if settings.image_transport == "compressed":
+                camera.image_subscription = self.create_subscription(
+                    CompressedImage,
+                    camera.topic(compressed_topic(settings.image_topic)),
+                    self._for_camera(self._on_compressed_image, camera),
+                    input_qos,
+                )
+            else:
+                camera.image_subscription = self.create_subscription(
+                    Image,
+                    camera.topic(settings.image_topic),
+                    self._for_camera(self._on_image, camera),
+                    input_qos,
+                )
+            camera.detections_subscription = self.create_subscription(
+                Detection2DArray,
+                camera.topic(settings.detections_topic),
+                self._for_camera(self._on_detections, camera),
                 input_qos,
             )
-        else:
-            self._image_subscription = self.create_subscription(
-                Image, settings.image_topic, self._on_image, input_qos
+            # Runs only while images wait for their detections (_on_image re-arms it): a
+            # 50 Hz timer firing for nothing cost an idle node several % of a core.
+            camera.sync_timer = self.create_timer(
+                0.02, self._for_camera(self._on_sync_timer, camera)
             )
-        self._detections_subscription = self.create_subscription(
-            Detection2DArray, settings.detections_topic, self._on_detections, input_qos
-        )
+            camera.sync_timer.cancel()
         lift = settings.lift3d
         if self._lift3d is not None:
             self._camera_info_subscription = self.create_subscription(
-                CameraInfo, lift.camera_info_topic, self._on_camera_info, input_qos
+                CameraInfo,
+                self._camera.topic(lift.camera_info_topic),
+                self._on_camera_info,
+                input_qos,
             )
             if lift.source == "depth":
                 self._lift3d_input_subscription = self.create_subscription(
-                    Image, lift.depth_topic, self._on_lift3d_input, input_qos
+                    Image, self._camera.topic(lift.depth_topic), self._on_lift3d_input, input_qos
                 )
             else:
                 self._lift3d_input_subscription = self.create_subscription(
-                    PointCloud2, lift.points_topic, self._on_lift3d_input, input_qos
+                    PointCloud2,
+                    self._camera.topic(lift.points_topic),
+                    self._on_lift3d_input,
+                    input_qos,
                 )
-        # Runs only while images wait for their detections (_on_image re-arms it): a
-        # 50 Hz timer firing for nothing cost an idle node several % of a core.
-        self._sync_timer = self.create_timer(0.02, self._on_sync_timer)
-        self._sync_timer.cancel()
         self._diagnostics_timer = self.create_timer(
             settings.diagnostics_period, self._publish_diagnostics
         )
+
+    @staticmethod
+    def _for_camera(callback, camera: _Camera):
+        """``callback`` bound to ``camera``; the unnamed camera (the first and only one)
+        is the callbacks' default, so it gets the plain method, as before cameras."""
+        return callback if not camera.name else functools.partial(callback, camera=camera)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing()
@@ -373,8 +467,8 @@ class TrackerNode(LifecycleNode):
     # ------------------------------------------------------------------ engine
     def _load_engine(self) -> bool:
         from seg2track_ros.engine.faults import FaultInjectingSegmenter
+        from seg2track_ros.engine.multi_stream import MultiStreamTracker
         from seg2track_ros.engine.registry import load_segmenter
-        from seg2track_ros.engine.tracker import Tracker
 
         started = time.monotonic()
         name = self._settings.segmenter
@@ -393,12 +487,44 @@ class TrackerNode(LifecycleNode):
                 f"inject_fault_every {self._settings.inject_fault_every}: the engine fails on"
                 " purpose every that many frames (a test hook; 0 turns it off)"
             )
+        try:
+            # One stream per camera; SAM 2's streams share the one model just loaded.
+            tracker = MultiStreamTracker.shared(
+                list(self._cameras),
+                self._config.tracker,
+                segmenter,
+                build=lambda: self._build_another(name),
+            )
+        except Exception as error:
+            self.get_logger().error(f"configure failed: segmenter {name!r} raised {error!r}")
+            return False
         with self._engine_lock:
             self._segmenter = segmenter
-            self._tracker = Tracker(self._config.tracker, segmenter)
-        self._last_stamp_ns = self._last_size = None
+            self._tracker = tracker
+        for camera in self._cameras.values():
+            camera.last_stamp_ns = camera.last_size = None
         self.get_logger().info(f"model loaded in {time.monotonic() - started:.1f} s")
         return True
+
+    def _build_another(self, name: str):
+        """A segmenter for another camera where the first cannot share (a plugin's)."""
+        from seg2track_ros.engine.faults import FaultInjectingSegmenter
+        from seg2track_ros.engine.registry import load_segmenter
+
+        segmenter = load_segmenter(name, self._config.segmenter)
+        if self._settings.inject_fault_every > 0:
+            segmenter = FaultInjectingSegmenter(segmenter, self._settings.inject_fault_every)
+        return segmenter
+
+    def _set_cameras(self, names: list[str]) -> None:
+        """The camera set from the 'cameras' parameter (configure). A camera configured
+        before keeps its counters; one no longer named loses its reset service."""
+        names = list(names) or [""]
+        for name, camera in self._cameras.items():
+            if name not in names and camera.reset_service is not None:
+                self.destroy_service(camera.reset_service)
+                camera.reset_service = None
+        self._cameras = {name: self._cameras.get(name) or _Camera(name) for name in names}
 
     def _free_engine(self) -> None:
         with self._engine_lock:
@@ -418,46 +544,48 @@ class TrackerNode(LifecycleNode):
     def _destroy_publishers_locked(self) -> None:
         # Lifecycle publishers are also registered as managed entities: only
         # destroy_lifecycle_publisher releases them from there.
-        lifecycle = (
-            self._tracks_pub,
-            self._detections_pub,
-            self._labels_pub,
-            self._overlay_pub,
-            self._tracks3d_pub,
-            self._tracks3d_state_pub,
-            self._markers_pub,
-        )
-        for publisher in lifecycle:
+        for camera in self._cameras.values():
+            lifecycle = (
+                camera.tracks_pub,
+                camera.detections_pub,
+                camera.labels_pub,
+                camera.overlay_pub,
+            )
+            for publisher in lifecycle:
+                if publisher is not None:
+                    self.destroy_lifecycle_publisher(publisher)
+            camera.tracks_pub = camera.detections_pub = camera.labels_pub = None
+            camera.overlay_pub = None
+        for publisher in (self._tracks3d_pub, self._tracks3d_state_pub, self._markers_pub):
             if publisher is not None:
                 self.destroy_lifecycle_publisher(publisher)
+        self._tracks3d_pub = self._tracks3d_state_pub = self._markers_pub = None
         if self._diagnostics_pub is not None:
             self.destroy_publisher(self._diagnostics_pub)
-        self._tracks_pub = self._detections_pub = self._labels_pub = None
-        self._overlay_pub = self._diagnostics_pub = None
-        self._tracks3d_pub = self._tracks3d_state_pub = self._markers_pub = None
+        self._diagnostics_pub = None
 
     # ------------------------------------------------------------------ inputs
     @_never_raises
-    def _on_image(self, msg: Image) -> None:
-        self._take_image(msg, self._converter)
+    def _on_image(self, msg: Image, camera: _Camera | None = None) -> None:
+        self._take_image(msg, self._converter, camera or self._camera)
 
     @_never_raises
-    def _on_compressed_image(self, msg: CompressedImage) -> None:
-        self._take_image(msg, self._decode_compressed)
+    def _on_compressed_image(self, msg: CompressedImage, camera: _Camera | None = None) -> None:
+        self._take_image(msg, self._decode_compressed, camera or self._camera)
 
     def _decode_compressed(self, msg: CompressedImage) -> np.ndarray:
         return compressed_image_to_rgb(msg, self._settings.max_image_pixels)
 
-    def _take_image(self, msg, convert) -> None:
+    def _take_image(self, msg, convert, camera: _Camera) -> None:
         if not self._running:
             return
         stamp = header_stamp_ns(msg.header)
-        missing = self._gaps.add(stamp)
+        missing = camera.gaps.add(stamp)
         with self._stats_lock:
-            self._stats.frames_in += 1
-            self._stats.images_missed += missing
+            camera.stats.frames_in += 1
+            camera.stats.images_missed += missing
         if missing:
-            period_ms = self._gaps.period_ns / 1e6
+            period_ms = camera.gaps.period_ns / 1e6
             advice = (
                 "with best_effort input QoS consider input_reliability reliable"
                 if self._settings.input_reliability == "best_effort"
@@ -465,22 +593,25 @@ class TrackerNode(LifecycleNode):
             )
             self._warn(
                 "images_missed",
-                f"{missing} image(s) missing before stamp {stamp / 1e9:.3f} s (the stamps"
+                f"{self._camera_prefix(camera)}{missing} image(s) missing before stamp"
+                f" {stamp / 1e9:.3f} s (the stamps"
                 f" jumped {missing + 1} periods of {period_ms:.1f} ms): {advice} (see the"
                 " README, 'Lost images')",
+                camera=camera,
             )
         try:
             rgb = convert(msg)
         except RejectedInput as error:
-            self._reject(error.reason, f"image rejected: {error}")
+            self._reject(error.reason, f"image rejected: {error}", camera=camera)
             return
         now = self.get_clock().now().nanoseconds
         # Stamps going backwards (a looping bag): pairing starts afresh; the worker resets
         # the tracks when it sees the earlier stamp.
-        self._sync.rewind_if_before(stamp)
-        self._enqueue(self._sync.add_image(stamp, _Frame(msg.header, rgb, None, now), now))
-        if self._sync.pending_images and self._sync_timer.is_canceled():
-            self._sync_timer.reset()
+        camera.sync.rewind_if_before(stamp)
+        frame = _Frame(msg.header, rgb, None, now)
+        self._enqueue(camera.sync.add_image(stamp, frame, now), camera)
+        if camera.sync.pending_images and camera.sync_timer.is_canceled():
+            camera.sync_timer.reset()
 
     @_never_raises
     def _on_camera_info(self, msg: CameraInfo) -> None:
@@ -501,21 +632,24 @@ class TrackerNode(LifecycleNode):
             self._reject(error.reason, f"{self._settings.lift3d.source} rejected: {error}")
 
     @_never_raises
-    def _on_detections(self, msg: Detection2DArray) -> None:
+    def _on_detections(self, msg: Detection2DArray, camera: _Camera | None = None) -> None:
         if not self._running:
             return
+        camera = camera or self._camera
         now = self.get_clock().now().nanoseconds
-        self._enqueue(self._sync.add_detections(header_stamp_ns(msg.header), msg, now))
+        self._enqueue(camera.sync.add_detections(header_stamp_ns(msg.header), msg, now), camera)
 
     @_never_raises
-    def _on_sync_timer(self) -> None:
+    def _on_sync_timer(self, camera: _Camera | None = None) -> None:
+        camera = camera or self._camera
         if self._running:
-            self._enqueue(self._sync.poll(self.get_clock().now().nanoseconds))
-        if not self._running or not self._sync.pending_images:
-            self._sync_timer.cancel()
+            self._enqueue(camera.sync.poll(self.get_clock().now().nanoseconds), camera)
+        if not self._running or not camera.sync.pending_images:
+            camera.sync_timer.cancel()
 
-    def _enqueue(self, pairs: list[SyncedPair]) -> None:
-        self._count_sync_losses(pairs)
+    def _enqueue(self, pairs: list[SyncedPair], camera: _Camera | None = None) -> None:
+        camera = camera or self._camera
+        self._count_sync_losses(pairs, camera)
         if not pairs:
             return
         realtime = self._settings.mode == "realtime"
@@ -528,137 +662,187 @@ class TrackerNode(LifecycleNode):
                 frame.detections_msg = pair.detections
                 size = frame.rgb.nbytes
                 # The oldest waiting frames make room; one frame is always let in, so a
-                # frame above the bound is tracked rather than lost.
-                while self._queue and (
-                    len(self._queue) >= max_frames or self._queue_bytes + size > max_bytes
+                # frame above the bound is tracked rather than lost. Each camera has its
+                # own queue: one camera's flood never drops another's frames.
+                while camera.queue and (
+                    len(camera.queue) >= max_frames or camera.queue_bytes + size > max_bytes
                 ):
-                    self._queue_bytes -= self._queue.popleft().rgb.nbytes
+                    camera.queue_bytes -= camera.queue.popleft().rgb.nbytes
                     dropped += 1
-                self._queue.append(frame)
-                self._queue_bytes += size
-            queued = self._queue_bytes
+                camera.queue.append(frame)
+                camera.queue_bytes += size
+            queued = camera.queue_bytes
             self._queue_ready.notify()
         with self._stats_lock:
-            self._stats.frames_dropped += dropped
-            self._stats.queue_bytes_peak = max(self._stats.queue_bytes_peak, queued)
+            camera.stats.frames_dropped += dropped
+            camera.stats.queue_bytes_peak = max(camera.stats.queue_bytes_peak, queued)
         if dropped and not realtime:
             self._reject(
                 "lockstep_queue_full",
                 f"{dropped} frame(s) dropped: frames arrive faster than they are tracked and"
                 f" the queue is at lockstep_queue_bytes ({max_bytes} bytes)",
                 dropped,
+                camera=camera,
             )
 
-    def _count_sync_losses(self, pairs: list[SyncedPair]) -> None:
+    def _count_sync_losses(self, pairs: list[SyncedPair], camera: _Camera) -> None:
         """Diagnostics for what pairing lost: detection messages that never met their
         image, images dropped while they waited for detections, and images tracked
         without detections (by reason)."""
-        unpaired = self._sync.take_dropped_detections() if self._sync is not None else 0
+        sync = camera.sync
+        unpaired = sync.take_dropped_detections() if sync is not None else 0
         if unpaired:
             self._reject(
                 "unpaired_detections",
                 f"{unpaired} detection message(s) never paired with an image (no image"
                 " with that stamp, or it was already tracked without them)",
                 unpaired,
+                camera=camera,
             )
-        dropped = self._sync.take_dropped_images() if self._sync is not None else 0
+        dropped = sync.take_dropped_images() if sync is not None else 0
         if dropped:
             with self._stats_lock:
-                self._stats.frames_dropped += dropped
+                camera.stats.frames_dropped += dropped
             self._reject(
                 "unpaired_images",
                 f"{dropped} image(s) dropped while waiting for their detections (stamps"
                 " went backwards, or processing stopped)",
                 dropped,
+                camera=camera,
             )
         for pair in pairs:
             if pair.unpaired is None:
                 continue
             with self._stats_lock:
-                self._stats.images_without_detections[pair.unpaired] += 1
+                camera.stats.images_without_detections[pair.unpaired] += 1
             self._warn(
                 f"images_without_detections_{pair.unpaired}",
-                f"image tracked without detections ({_UNPAIRED_WHY[pair.unpaired]})",
+                f"{self._camera_prefix(camera)}image tracked without detections"
+                f" ({_UNPAIRED_WHY[pair.unpaired]})",
+                camera=camera,
             )
 
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
         while True:
             with self._queue_ready:
-                while self._running and not self._queue:
+                while self._running and not any(c.queue for c in self._cameras.values()):
                     self._queue_ready.wait(timeout=0.5)
                 if not self._running:
                     return
-                frame = self._queue.popleft()
-                self._queue_bytes -= frame.rgb.nbytes
+                # One frame of every camera that has one: none waits for another's
+                # backlog (realtime queues hold each camera's newest frame only).
+                tick = {}
+                for camera in self._cameras.values():
+                    if camera.queue:
+                        frame = camera.queue.popleft()
+                        camera.queue_bytes -= frame.rgb.nbytes
+                        tick[camera.name] = frame
             try:
-                self._process(frame)
-            except Exception as error:  # never let one frame kill the node
-                self._reject("processing_error", f"frame not processed: {error!r}")
+                self._process_tick(tick)
+            except Exception as error:  # never let one tick kill the node
+                for name in tick:
+                    self._reject(
+                        "processing_error",
+                        f"frame not processed: {error!r}",
+                        camera=self._cameras.get(name),
+                    )
 
     def _process(self, frame: _Frame) -> None:
+        """One frame of the first camera (the single-camera node's worker step)."""
+        self._process_tick({self._camera.name: frame})
+
+    def _detections(self, frame: _Frame, camera: _Camera) -> Detections:
         settings = self._settings
         height, width = frame.rgb.shape[:2]
-        stamp = header_stamp_ns(frame.header)
-        detections = Detections.empty()
-        if frame.detections_msg is not None:
-            converted = detections_from_msg(
-                frame.detections_msg, width, height, settings.max_detections
+        if frame.detections_msg is None:
+            return Detections.empty()
+        converted = detections_from_msg(
+            frame.detections_msg, width, height, settings.max_detections
+        )
+        detections = converted.detections
+        if self._class_mapper is not None:
+            detections = self._class_mapper(detections)
+        outside = int(((detections.scores < 0.0) | (detections.scores > 1.0)).sum())
+        if outside:
+            with self._stats_lock:
+                camera.stats.detection_scores_outside_0_1 += outside
+            self._warn(
+                "score_range",
+                f"{self._camera_prefix(camera)}{outside} detection score(s) outside [0, 1]"
+                " (tracked as given): the thresholds expect probabilities; does the detector"
+                " publish logits or percentages?",
+                camera=camera,
             )
-            detections = converted.detections
-            if self._class_mapper is not None:
-                detections = self._class_mapper(detections)
-            outside = int(((detections.scores < 0.0) | (detections.scores > 1.0)).sum())
-            if outside:
-                with self._stats_lock:
-                    self._stats.detection_scores_outside_0_1 += outside
-                self._warn(
-                    "score_range",
-                    f"{outside} detection score(s) outside [0, 1] (tracked as given): the"
-                    " thresholds expect probabilities; does the detector publish logits or"
-                    " percentages?",
-                )
-            for reason, count in converted.rejected.items():
-                self._reject(reason, f"{count} detection(s) dropped: {reason}", count)
-            if converted.rotated and not self._warned_rotated:
-                self._warned_rotated = True
-                self.get_logger().warning(
-                    "rotated detection boxes received: using their axis-aligned bounds"
-                )
+        for reason, count in converted.rejected.items():
+            self._reject(reason, f"{count} detection(s) dropped: {reason}", count, camera=camera)
+        if converted.rotated and not camera.warned_rotated:
+            camera.warned_rotated = True
+            self.get_logger().warning(
+                f"{self._camera_prefix(camera)}rotated detection boxes received: using their"
+                " axis-aligned bounds"
+            )
+        return detections
+
+    def _process_tick(self, tick: dict[str, _Frame]) -> None:
+        """Track one frame per camera in ``tick`` in one engine call; publish each."""
+        inputs = {}
+        for name, frame in tick.items():
+            camera = self._cameras[name]
+            try:
+                inputs[name] = (frame.rgb, self._detections(frame, camera))
+            except Exception as error:  # one camera's bad frame costs only that frame
+                self._reject("processing_error", f"frame not processed: {error!r}", camera=camera)
         with self._engine_lock:
             tracker = self._tracker
             if tracker is None:
                 return
-            if self._last_stamp_ns is not None and stamp < self._last_stamp_ns:
-                self._reject("stamp_backwards", "image stamp went backwards: tracks reset")
-                tracker.reset()
-            if self._last_size is not None and self._last_size != (height, width):
-                self._reject(
-                    "image_size_changed",
-                    f"image size changed {self._last_size} -> {(height, width)}: tracks reset",
-                )
-                tracker.reset()
-            self._last_stamp_ns, self._last_size = stamp, (height, width)
+            for name in inputs:
+                camera, frame = self._cameras[name], tick[name]
+                height, width = frame.rgb.shape[:2]
+                stamp = header_stamp_ns(frame.header)
+                if camera.last_stamp_ns is not None and stamp < camera.last_stamp_ns:
+                    self._reject(
+                        "stamp_backwards", "image stamp went backwards: tracks reset", camera=camera
+                    )
+                    tracker.reset(name)
+                if camera.last_size is not None and camera.last_size != (height, width):
+                    self._reject(
+                        "image_size_changed",
+                        f"image size changed {camera.last_size} -> {(height, width)}: tracks reset",
+                        camera=camera,
+                    )
+                    tracker.reset(name)
+                camera.last_stamp_ns, camera.last_size = stamp, (height, width)
             try:
-                result = tracker.step(frame.rgb, detections)
-            except InvalidInputError as error:
-                self._reject("invalid_input", f"frame not tracked: {error}")
-                return
-            except TrackerStepError as error:
-                # The engine reset itself: this frame is lost, the next one is tracked.
-                self._last_stamp_ns = None
-                self._reject(
-                    "engine_error", f"frame not tracked, tracks reset: {error}", error=True
-                )
-                return
+                outcome = tracker.step(inputs)
             finally:
                 self._read_memory_locked()
+            for name, error in outcome.errors.items():
+                camera = self._cameras[name]
+                if isinstance(error, TrackerStepError):
+                    # The engine reset this camera: its frame is lost, the next is tracked.
+                    camera.last_stamp_ns = None
+                    self._reject(
+                        "engine_error",
+                        f"frame not tracked, tracks reset: {error}",
+                        error=True,
+                        camera=camera,
+                    )
+                else:
+                    self._reject("invalid_input", f"frame not tracked: {error}", camera=camera)
+        published = [
+            (self._cameras[name], tick[name], result) for name, result in outcome.results.items()
+        ]
+        if not published:
+            return
         if self._publisher is None:
-            self._publish(frame, result)  # lockstep: in order, before the next frame
+            for camera, frame, result in published:  # lockstep: in order, before the next
+                self._publish(frame, result, camera)
             return
         while self._running:
             try:
-                self._outbox.put((frame, result), timeout=0.5)
+                self._outbox.put(published, timeout=0.5)
                 return
             except queue.Full:
                 continue
@@ -679,35 +863,39 @@ class TrackerNode(LifecycleNode):
         """The realtime publish stage: serialise and publish what the worker tracked."""
         while self._running:
             try:
-                frame, result = self._outbox.get(timeout=0.5)
+                published = self._outbox.get(timeout=0.5)
             except queue.Empty:
                 continue
-            try:
-                self._publish(frame, result)
-            except Exception as error:  # never let one frame kill the node
-                self._reject("publish_error", f"outputs not published: {error!r}")
+            for camera, frame, result in published:
+                try:
+                    self._publish(frame, result, camera)
+                except Exception as error:  # never let one frame kill the node
+                    self._reject(
+                        "publish_error", f"outputs not published: {error!r}", camera=camera
+                    )
 
-    def _publish(self, frame: _Frame, result) -> None:
+    def _publish(self, frame: _Frame, result, camera: _Camera | None = None) -> None:
+        camera = camera or self._camera
         header = frame.header
         messages = step_to_msgs(result, header)
         overlay = None
-        if self._overlay_pub is not None:
+        if camera.overlay_pub is not None:
             overlay = bgr_to_image_msg(overlay_image(frame.rgb, result.tracks), header)
         with self._outputs_lock:
             # Stopped (deactivate, cleanup, shutdown) while this frame was tracked: its
             # outputs are dropped, never published on a released publisher.
-            if not self._running or self._tracks_pub is None:
+            if not self._running or camera.tracks_pub is None:
                 return
-            self._tracks_pub.publish(messages.tracks)
-            self._detections_pub.publish(messages.detections)
-            self._labels_pub.publish(messages.labels)
-            if overlay is not None and self._overlay_pub is not None:
-                self._overlay_pub.publish(overlay)
-        if self._lift3d is not None:
+            camera.tracks_pub.publish(messages.tracks)
+            camera.detections_pub.publish(messages.detections)
+            camera.labels_pub.publish(messages.labels)
+            if overlay is not None and camera.overlay_pub is not None:
+                camera.overlay_pub.publish(overlay)
+        if self._lift3d is not None and camera is self._camera:
             self._publish_3d(header, result)
         now = self.get_clock().now().nanoseconds
         with self._stats_lock:
-            stats = self._stats
+            stats = camera.stats
             stats.frames_processed += 1
             stats.active_tracks = len(result.tracks)
             stats.stamp_latency_ms.append((now - header_stamp_ns(header)) / 1e6)
@@ -749,28 +937,30 @@ class TrackerNode(LifecycleNode):
             self._stats.tracks_3d = len(outputs)
 
     def _destroy_inputs(self) -> None:
-        for subscription in (
-            self._image_subscription,
-            self._detections_subscription,
-            self._camera_info_subscription,
-            self._lift3d_input_subscription,
-        ):
+        for camera in self._cameras.values():
+            for subscription in (camera.image_subscription, camera.detections_subscription):
+                if subscription is not None:
+                    self.destroy_subscription(subscription)
+            if camera.sync_timer is not None:
+                self.destroy_timer(camera.sync_timer)
+            camera.image_subscription = camera.detections_subscription = None
+            camera.sync_timer = None
+        for subscription in (self._camera_info_subscription, self._lift3d_input_subscription):
             if subscription is not None:
                 self.destroy_subscription(subscription)
-        for timer in (self._sync_timer, self._diagnostics_timer):
-            if timer is not None:
-                self.destroy_timer(timer)
-        self._image_subscription = self._detections_subscription = None
         self._camera_info_subscription = self._lift3d_input_subscription = None
-        self._sync_timer = self._diagnostics_timer = None
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+        self._diagnostics_timer = None
 
     def _stop_processing(self, timeout: float = STOP_TIMEOUT_S) -> bool:
         """Stop the worker and publish threads; False if one is still running after
         ``timeout`` seconds (inside a long step: it publishes nothing once it returns)."""
         with self._queue_ready:
             self._running = False
-            self._queue.clear()
-            self._queue_bytes = 0
+            for camera in self._cameras.values():
+                camera.queue.clear()
+                camera.queue_bytes = 0
             self._queue_ready.notify_all()
         deadline = time.monotonic() + timeout
         stopped = True
@@ -781,9 +971,10 @@ class TrackerNode(LifecycleNode):
         self._worker = self._publisher = None
         while not self._outbox.empty():
             self._outbox.get_nowait()
-        if self._sync is not None:
-            self._sync.reset()
-            self._count_sync_losses([])
+        for camera in self._cameras.values():
+            if camera.sync is not None:
+                camera.sync.reset()
+                self._count_sync_losses([], camera)
         return stopped
 
     def close(self, signals: list[str] | None = None) -> bool:
@@ -806,14 +997,30 @@ class TrackerNode(LifecycleNode):
         return stopped
 
     # ------------------------------------------------------------------ misc
-    def _reject(self, reason: str, message: str, count: int = 1, error: bool = False) -> None:
+    def _reject(
+        self,
+        reason: str,
+        message: str,
+        count: int = 1,
+        error: bool = False,
+        camera: _Camera | None = None,
+    ) -> None:
+        camera = camera or self._camera
         with self._stats_lock:
-            self._stats.rejected[reason] += count
-        self._warn(reason, message, error=error)
+            camera.stats.rejected[reason] += count
+        self._warn(reason, self._camera_prefix(camera) + message, error=error, camera=camera)
 
-    def _warn(self, key: str, message: str, error: bool = False) -> None:
-        """Log at most once per WARN_EVERY_S per key, so one reason never hides another
-        (rclpy's throttle_duration_sec is shared by every message of one call site)."""
+    def _camera_prefix(self, camera: _Camera) -> str:
+        return f"camera {camera.name}: " if camera.name else ""
+
+    def _warn(
+        self, key: str, message: str, error: bool = False, camera: _Camera | None = None
+    ) -> None:
+        """Log at most once per WARN_EVERY_S per key (and camera), so one reason never
+        hides another (rclpy's throttle_duration_sec is shared by every message of one
+        call site)."""
+        if camera is not None and camera.name:
+            key = f"{camera.name}:{key}"
         now = time.monotonic()
         with self._stats_lock:
             if now - self._last_warning.get(key, -math.inf) < WARN_EVERY_S:
@@ -827,21 +1034,31 @@ class TrackerNode(LifecycleNode):
 
     def _callback_failed(self, callback: str, error: Exception) -> None:
         with self._stats_lock:
+            # Counted on the first camera: a callback may serve several.
             self._stats.callback_errors[callback] += 1
         self._warn(f"callback:{callback}", f"{callback} failed: {error!r}", error=True)
 
-    def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
+    def _on_reset(
+        self, request: Trigger.Request, response: Trigger.Response, camera: str | None = None
+    ):
+        """~/reset clears every camera; ~/<camera>/reset (``camera``) that one only."""
         with self._engine_lock:
             if self._tracker is None:
                 response.success, response.message = False, "no model loaded (node not active)"
                 return response
-            dropped = self._tracker.num_tracks
-            self._tracker.reset()
-            if self._lift3d is not None:
+            if camera is not None and camera not in self._cameras:
+                response.success, response.message = False, f"camera {camera} not configured"
+                return response
+            names = list(self._cameras) if camera is None else [camera]
+            dropped = sum(self._tracker.tracker(name).num_tracks for name in names)
+            for name in names:
+                self._tracker.reset(name)
+                self._cameras[name].last_stamp_ns = None
+            if self._lift3d is not None and self._camera.name in names:
                 self._lift3d.reset()
-            self._last_stamp_ns = None
         response.success = True
-        response.message = f"cleared {dropped} tracks; new track ids keep increasing"
+        where = f" of camera {camera}" if camera else ""
+        response.message = f"cleared {dropped} tracks{where}; new track ids keep increasing"
         self.get_logger().info(response.message)
         return response
 
@@ -851,27 +1068,35 @@ class TrackerNode(LifecycleNode):
 
     @_never_raises
     def _publish_diagnostics(self) -> None:
-        values = self._diagnostic_values()
         device = getattr(self._segmenter, "device", None)
-        warn = values["images_missed"] > 0 or any(
-            k.startswith(("rejected_", "callback_errors_")) for k in values
-        )
-        status = DiagnosticStatus(
-            level=DiagnosticStatus.WARN if warn else DiagnosticStatus.OK,
-            name=f"{self.get_name()}: seg2track",
-            message="tracking",
-            hardware_id=str(device) if device is not None else "",
-            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
-        )
-        array = DiagnosticArray(status=[status])
+        statuses = []
+        for camera in self._cameras.values():
+            values = self._diagnostic_values(camera)
+            warn = values["images_missed"] > 0 or any(
+                k.startswith(("rejected_", "callback_errors_")) for k in values
+            )
+            # One status per camera, its name ending in the camera's.
+            suffix = f" {camera.name}" if camera.name else ""
+            statuses.append(
+                DiagnosticStatus(
+                    level=DiagnosticStatus.WARN if warn else DiagnosticStatus.OK,
+                    name=f"{self.get_name()}: seg2track{suffix}",
+                    message="tracking",
+                    hardware_id=str(device) if device is not None else "",
+                    values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
+                )
+            )
+        array = DiagnosticArray(status=statuses)
         array.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics_pub.publish(array)
 
-    def _diagnostic_values(self) -> dict[str, object]:
-        """The /diagnostics key-values. Reads counters and the worker's snapshots only,
-        never the engine (which the worker changes concurrently)."""
+    def _diagnostic_values(self, camera: _Camera | None = None) -> dict[str, object]:
+        """The /diagnostics key-values of a camera (default: the first). Reads counters
+        and the worker's snapshots only, never the engine (which the worker changes
+        concurrently). Device and tracker memory are the node's, for all cameras."""
+        camera = camera or self._camera
         with self._stats_lock:
-            stats = self._stats
+            stats = camera.stats
             now = time.monotonic()
             recent = [t for t in stats.processed_times if now - t <= 5.0]
             fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
@@ -885,12 +1110,16 @@ class TrackerNode(LifecycleNode):
                 "processing_p50_ms": _percentile(stats.processing_ms, 50),
                 "processing_p95_ms": _percentile(stats.processing_ms, 95),
                 "active_tracks": stats.active_tracks,
-                "queue_bytes": self._queue_bytes,
+                "queue_bytes": camera.queue_bytes,
                 "queue_bytes_peak": stats.queue_bytes_peak,
                 "detection_scores_outside_0_1": stats.detection_scores_outside_0_1,
                 "images_missed": stats.images_missed,
-                **({"tracks_3d": stats.tracks_3d} if self._lift3d is not None else {}),
-                "image_period_ms": _period_ms(self._gaps.period_ns),
+                **(
+                    {"tracks_3d": stats.tracks_3d}
+                    if self._lift3d is not None and camera is self._camera
+                    else {}
+                ),
+                "image_period_ms": _period_ms(camera.gaps.period_ns),
                 **{f"rejected_{reason}": n for reason, n in sorted(stats.rejected.items())},
                 **{
                     f"images_without_detections_{why}": n
