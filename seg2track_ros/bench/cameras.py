@@ -170,6 +170,10 @@ def measure_cameras(
         "device": device,
         "image_size": image_size,
         "diagnostics_period": 0.5,
+        # Every image has its detections; on a loaded machine the first message over a
+        # new DDS connection can take longer than the default 0.2 s, and an image tracked
+        # without its prompts would hold no tracks. Detections also go out first.
+        "sync_timeout": 30.0,
         **_steady_state_overrides(),
     }
     started = []
@@ -262,8 +266,8 @@ def measure_cameras(
             image, array = frame_messages(
                 pixels, frame_size, boxes if with_boxes else None, stamp, camera
             )
-            images.publish(image)
             detections.publish(array)
+            images.publish(image)
             sent.append((camera, stamp))
         spin_until(lambda: all(key in arrivals for key in sent), 300, "waiting for tracks")
         return sent
@@ -297,6 +301,17 @@ def measure_cameras(
             "waiting for /diagnostics to count every frame",
             raise_on_timeout=False,
         )
+        latencies = {camera: [] for camera in names}
+        tracks_held = {camera: objects for camera in names}
+        for camera, stamp in sent:
+            latencies[camera].append((arrivals[camera, stamp] * 1e9 - stamp) / 1e6)
+            tracks_held[camera] = min(tracks_held[camera], held[camera, stamp])
+        if min(tracks_held.values()) != objects:
+            logs = ", ".join(str(log.path) for _process, log in started)
+            raise CamerasBenchError(
+                f"the nodes held {tracks_held} tracks per camera, not {objects}: the prompts"
+                f" of the first frame were lost or tracks ended (tracker_node logs: {logs})"
+            )
         measured = True
     finally:
         executor.shutdown()
@@ -305,16 +320,6 @@ def measure_cameras(
         for process, log in started:
             stop_node(process)
             log.finish(succeeded=measured)
-    latencies = {camera: [] for camera in names}
-    tracks_held = {camera: objects for camera in names}
-    for camera, stamp in sent:
-        latencies[camera].append((arrivals[camera, stamp] * 1e9 - stamp) / 1e6)
-        tracks_held[camera] = min(tracks_held[camera], held[camera, stamp])
-    if min(tracks_held.values()) != objects:
-        raise CamerasBenchError(
-            f"the nodes held {tracks_held} tracks per camera, not {objects}: the steady-state"
-            " thresholds did not keep the prompted objects alive"
-        )
     node_names = [node_name for _ns, node_name, _group in groups]
     return CamerasResult(
         layout=layout,

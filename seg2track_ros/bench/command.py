@@ -192,8 +192,9 @@ def run(args: argparse.Namespace) -> int:
                 if not compiled and "cameras" not in args.skip:
                     counts = args.camera_counts or settings["camera_counts"]
                     objects_per_camera = args.camera_objects or settings["camera_objects"]
+                    key = replace(info, only="cameras").key if standalone else info.key
                     print(
-                        f"[{info.key}] several cameras {counts}: one node vs one node per"
+                        f"[{key}] several cameras {counts}: one node vs one node per"
                         f" camera, {objects_per_camera} objects each"
                     )
                     cameras = measure_cameras_comparison(
