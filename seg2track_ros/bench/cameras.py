@@ -55,6 +55,7 @@ class CamerasResult:
     gpu_process_bytes: list[int] | None = None  # per node: nvidia-smi used_memory
     device: str = "cpu"
     node_pids: list[int] = field(default_factory=list)
+    frame_size: tuple[int, int] = FRAME_SIZE  # (height, width) of every camera's frames
 
     @property
     def nodes(self) -> int:
@@ -341,6 +342,7 @@ def measure_cameras(
         gpu_process_bytes=gpu,
         device=device,
         node_pids=pids,
+        frame_size=frame_size,
     )
 
 
