@@ -127,3 +127,25 @@ def test_bench_command_runs_the_cameras_section_alone_in_its_own_section(
     assert full in text  # the full run's section is left alone
     assert "<!-- bench:cpu-quick-tiny-64-cameras -->" in text
     assert f"| 2 | {NODE_PER_CAMERA} | 2 |" in text
+
+
+def test_without_speed_memory_and_latency_host_and_cameras_get_a_section_each(
+    measured, tmp_path, monkeypatch
+):
+    from seg2track_ros.bench import host as host_bench
+    from seg2track_ros.bench.host import HOST_PHASES, OUTSIDE_SAM2, HostResult
+
+    phases = {p: [1.0] for p in (*OUTSIDE_SAM2, *HOST_PHASES)}
+    host_results = [HostResult("this tree", (375, 1242), 1, [5.0], [1.0], phases)]
+    monkeypatch.setattr(host_bench, "measure_host_overhead", lambda *a, **k: host_results)
+    monkeypatch.setattr(cameras_bench, "measure_cameras_comparison", lambda *a, **k: measured)
+    out = tmp_path / "BENCHMARKS.md"
+    args = ["bench", "--device", "cpu", "--image-size", "64", "--out", str(out)]
+    assert (
+        main([*args, "--plots", str(tmp_path / "p"), "--skip", "speed", "memory", "latency"]) == 0
+    )
+    text = out.read_text()
+    host = text.split("<!-- bench:cpu-quick-tiny-host -->")[1].split("<!-- /bench")[0]
+    cams = text.split("<!-- bench:cpu-quick-tiny-64-cameras -->")[1].split("<!-- /bench")[0]
+    assert "### Host overhead" in host and "Several cameras" not in host
+    assert "### Several cameras" in cams and "Host overhead" not in cams
