@@ -189,92 +189,95 @@ def measure_cameras(
         raise
 
     context = Context()
-    rclpy.init(context=context)
-    node = Node(f"seg2track_bench_cameras_{os.getpid()}", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-    arrivals: dict[tuple[str, int], float] = {}
-    held: dict[tuple[str, int], int] = {}
-    processed: dict[str, int] = {}
-    device_mb: dict[str, float] = {}  # node name -> highest device_memory_mb seen
-    statuses = {
-        f"{node_name}: seg2track {camera}": (node_name, camera)
-        for _ns, node_name, group in groups
-        for camera in group
-    }
-
-    def on_diagnostics(msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            owner = statuses.get(status.name)
-            if owner is None:
-                continue
-            node_name, camera = owner
-            values = {kv.key: kv.value for kv in status.values}
-            if "frames_processed" in values:
-                processed[camera] = int(values["frames_processed"])
-            if "device_memory_mb" in values:
-                value = float(values["device_memory_mb"])
-                device_mb[node_name] = max(device_mb.get(node_name, 0.0), value)
-
-    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, qos)
-    publishers = {}
-    for namespace, _node_name, group in groups:
-        for camera in group:
-
-            def on_tracks(msg: TrackedObjectArray, camera: str = camera) -> None:
-                stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-                arrivals[camera, stamp] = time.time()
-                held[camera, stamp] = len(msg.objects)
-
-            prefix = f"/{namespace}/{camera}"
-            node.create_subscription(TrackedObjectArray, f"{prefix}/tracks", on_tracks, qos)
-            publishers[camera] = (
-                node.create_publisher(Image, f"{prefix}/image", qos),
-                node.create_publisher(Detection2DArray, f"{prefix}/detections", qos),
-            )
-    height, width = frame_size
-    pixels = np.random.default_rng(0).integers(0, 255, (height, width, 3), np.uint8).tobytes()
-    boxes = grid_boxes(objects, height, width)
-
-    def spin_until(condition, timeout: float, what: str, raise_on_timeout: bool = True) -> bool:
-        # As replay's spin_node_until, over several node processes: any that exits or
-        # whose configure failed ends the measurement with its own reason.
-        deadline = time.monotonic() + timeout
-        next_log_check = 0.0
-        while not condition():
-            for process, log in started:
-                if process.poll() is not None:
-                    raise ReplayError(f"tracker_node exited while {what}", details=log.last_lines())
-            if time.monotonic() > next_log_check:
-                for _process, log in started:
-                    failure = configure_failure(log)
-                    if failure:
-                        raise ReplayError(f"tracker_node {failure}")
-                next_log_check = time.monotonic() + 0.5
-            if time.monotonic() > deadline:
-                if not raise_on_timeout:
-                    return False
-                raise ReplayError(f"timed out after {timeout:.0f} s {what}")
-            executor.spin_once(timeout_sec=0.002)
-        return True
-
-    def tick(with_boxes: bool) -> list[tuple[str, int]]:
-        sent = []
-        for camera in names:
-            images, detections = publishers[camera]
-            stamp = time.time_ns()
-            image, array = frame_messages(
-                pixels, frame_size, boxes if with_boxes else None, stamp, camera
-            )
-            detections.publish(array)
-            images.publish(image)
-            sent.append((camera, stamp))
-        spin_until(lambda: all(key in arrivals for key in sent), 300, "waiting for tracks")
-        return sent
-
+    node = executor = None
     measured = False
     try:
+        rclpy.init(context=context)
+        node = Node(f"seg2track_bench_cameras_{os.getpid()}", context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        arrivals: dict[tuple[str, int], float] = {}
+        held: dict[tuple[str, int], int] = {}
+        processed: dict[str, int] = {}
+        device_mb: dict[str, float] = {}  # node name -> highest device_memory_mb seen
+        statuses = {
+            f"{node_name}: seg2track {camera}": (node_name, camera)
+            for _ns, node_name, group in groups
+            for camera in group
+        }
+
+        def on_diagnostics(msg: DiagnosticArray) -> None:
+            for status in msg.status:
+                owner = statuses.get(status.name)
+                if owner is None:
+                    continue
+                node_name, camera = owner
+                values = {kv.key: kv.value for kv in status.values}
+                if "frames_processed" in values:
+                    processed[camera] = int(values["frames_processed"])
+                if "device_memory_mb" in values:
+                    value = float(values["device_memory_mb"])
+                    device_mb[node_name] = max(device_mb.get(node_name, 0.0), value)
+
+        node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, qos)
+        publishers = {}
+        for namespace, _node_name, group in groups:
+            for camera in group:
+
+                def on_tracks(msg: TrackedObjectArray, camera: str = camera) -> None:
+                    stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+                    arrivals[camera, stamp] = time.time()
+                    held[camera, stamp] = len(msg.objects)
+
+                prefix = f"/{namespace}/{camera}"
+                node.create_subscription(TrackedObjectArray, f"{prefix}/tracks", on_tracks, qos)
+                publishers[camera] = (
+                    node.create_publisher(Image, f"{prefix}/image", qos),
+                    node.create_publisher(Detection2DArray, f"{prefix}/detections", qos),
+                )
+        height, width = frame_size
+        pixels = np.random.default_rng(0).integers(0, 255, (height, width, 3), np.uint8).tobytes()
+        boxes = grid_boxes(objects, height, width)
+
+        def spin_until(condition, timeout: float, what: str, raise_on_timeout: bool = True) -> bool:
+            # As replay's spin_node_until, over several node processes: any that exits or
+            # whose configure failed ends the measurement with its own reason.
+            deadline = time.monotonic() + timeout
+            next_log_check = 0.0
+            while not condition():
+                for process, log in started:
+                    if process.poll() is not None:
+                        raise ReplayError(
+                            f"tracker_node exited while {what}", details=log.last_lines()
+                        )
+                if time.monotonic() > next_log_check:
+                    for _process, log in started:
+                        failure = configure_failure(log)
+                        if failure:
+                            raise ReplayError(f"tracker_node {failure}")
+                    next_log_check = time.monotonic() + 0.5
+                if time.monotonic() > deadline:
+                    if not raise_on_timeout:
+                        return False
+                    raise ReplayError(f"timed out after {timeout:.0f} s {what}")
+                executor.spin_once(timeout_sec=0.002)
+            return True
+
+        def tick(with_boxes: bool) -> list[tuple[str, int]]:
+            sent = []
+            for camera in names:
+                images, detections = publishers[camera]
+                stamp = time.time_ns()
+                image, array = frame_messages(
+                    pixels, frame_size, boxes if with_boxes else None, stamp, camera
+                )
+                detections.publish(array)
+                images.publish(image)
+                sent.append((camera, stamp))
+            spin_until(lambda: all(key in arrivals for key in sent), 300, "waiting for tracks")
+            return sent
+
         spin_until(
             lambda: all(
                 images.get_subscription_count() > 0 and detections.get_subscription_count() > 0
@@ -315,8 +318,10 @@ def measure_cameras(
             )
         measured = True
     finally:
-        executor.shutdown()
-        node.destroy_node()
+        if executor is not None:
+            executor.shutdown()
+        if node is not None:
+            node.destroy_node()
         context.try_shutdown()
         for process, log in started:
             stop_node(process)
