@@ -6,6 +6,7 @@ import argparse
 import shlex
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from seg2track_ros.argtypes import positive_int
@@ -22,6 +23,9 @@ MODES = {
         "host_objects": [1, 5],
         "host_frames": 2,
         "host_sizes": [(375, 1242)],
+        "camera_counts": [1, 2],
+        "camera_objects": 2,
+        "camera_frames": 3,
     },
     "full": {
         "objects": [1, 2, 5, 10, 20, 40],
@@ -33,8 +37,14 @@ MODES = {
         "host_objects": [1, 5, 10, 20, 50],
         "host_frames": 10,
         "host_sizes": [(375, 1242), (1080, 1920)],
+        "camera_counts": [1, 2, 4],
+        "camera_objects": 10,
+        "camera_frames": 30,
     },
 }
+
+
+SECTIONS = ("speed", "memory", "latency", "host", "cameras")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -71,7 +81,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--frames", type=positive_int, help="override the measured frames per count"
     )
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["speed", "memory", "latency", "host"]
+        "--skip", nargs="*", default=[], choices=list(SECTIONS), help="sections not to run"
     )
     parser.add_argument(
         "--before",
@@ -84,6 +94,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=64,
         help="SAM 2 input size for the host-overhead section (small: SAM 2 compute negligible)",
     )
+    parser.add_argument(
+        "--camera-counts",
+        type=positive_int,
+        nargs="+",
+        help="several cameras: the camera counts (quick: 1 2, full: 1 2 4)",
+    )
+    parser.add_argument(
+        "--camera-objects",
+        type=positive_int,
+        help="several cameras: objects per camera (quick: 2, full: 10)",
+    )
+    parser.add_argument(
+        "--camera-frames",
+        type=positive_int,
+        help="several cameras: measured frames per camera (quick: 3, full: 30)",
+    )
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
     parser.add_argument("--plots", type=Path, default=Path("benchmarks"))
     parser.set_defaults(handler=run)
@@ -91,6 +117,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from seg2track_ros.bench.cameras import measure_cameras_comparison
     from seg2track_ros.bench.engine import measure_memory, measure_speed
     from seg2track_ros.bench.host import measure_host_overhead
     from seg2track_ros.bench.latency import measure_latency
@@ -107,10 +134,11 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="seg2track_bench_") as work:
         for model in args.models:
             for compiled in compiles:
-                host_only = set(args.skip) == {"speed", "memory", "latency"}
-                info = RunInfo(
-                    command, args.mode, model, args.image_size, device, compiled, host_only
-                )
+                # Without speed, memory and latency, host overhead and several cameras
+                # each get a section of their own (key ...-host, ...-cameras), so such a
+                # run never replaces a full run's section.
+                standalone = {"speed", "memory", "latency"} <= set(args.skip)
+                info = RunInfo(command, args.mode, model, args.image_size, device, compiled)
                 if "speed" not in args.skip:
                     print(f"[{info.key}] speed vs objects {objects}")
                 speed = (
@@ -127,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
                         compiled,
                     )
                 )
-                memory, latency, host = [], [], []
+                memory, latency, host, cameras = [], [], [], []
                 if not compiled and "host" not in args.skip:
                     print(f"[{info.key}] host overhead at image_size {args.host_image_size}")
                     host = measure_host_overhead(
@@ -161,9 +189,43 @@ def run(args: argparse.Namespace) -> int:
                                         device,
                                     )
                                 )
-                section = write_section(
-                    args.out, info, speed, memory, latency, args.plots, host, args.host_image_size
-                )
-                print(section)
+                if not compiled and "cameras" not in args.skip:
+                    counts = args.camera_counts or settings["camera_counts"]
+                    objects_per_camera = args.camera_objects or settings["camera_objects"]
+                    key = replace(info, only="cameras").key if standalone else info.key
+                    print(
+                        f"[{key}] several cameras {counts}: one node vs one node per"
+                        f" camera, {objects_per_camera} objects each"
+                    )
+                    cameras = measure_cameras_comparison(
+                        counts,
+                        objects_per_camera,
+                        args.camera_frames or settings["camera_frames"],
+                        settings["warmup"],
+                        model,
+                        args.image_size,
+                        device,
+                    )
+                if not standalone:
+                    sections = [(info, host, cameras)]
+                else:
+                    sections = []
+                    if host:
+                        sections.append((replace(info, only="host"), host, []))
+                    if cameras:
+                        sections.append((replace(info, only="cameras"), [], cameras))
+                for section_info, section_host, section_cameras in sections:
+                    section = write_section(
+                        args.out,
+                        section_info,
+                        speed,
+                        memory,
+                        latency,
+                        args.plots,
+                        section_host,
+                        args.host_image_size,
+                        section_cameras,
+                    )
+                    print(section)
     print(f"wrote {args.out} and plots in {args.plots}/")
     return 0

@@ -46,6 +46,34 @@ def _steady_state_overrides() -> dict:
     }
 
 
+def frame_messages(
+    pixels: bytes,
+    frame_size: tuple[int, int],
+    boxes: np.ndarray | None,
+    stamp_ns: int,
+    frame_id: str = "camera",
+):
+    """An rgb8 Image of `pixels` and its Detection2DArray (the `boxes`, class car, score
+    0.9; none when None), both stamped `stamp_ns`."""
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+
+    height, width = frame_size
+    image = Image(height=height, width=width, encoding="rgb8", step=width * 3, data=pixels)
+    image.header.stamp.sec, image.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    image.header.frame_id = frame_id
+    array = Detection2DArray(header=image.header)
+    for x0, y0, x1, y1 in [] if boxes is None else boxes.tolist():
+        det = Detection2D(header=image.header)
+        det.bbox.center.position.x, det.bbox.center.position.y = (x0 + x1) / 2, (y0 + y1) / 2
+        det.bbox.size_x, det.bbox.size_y = x1 - x0, y1 - y0
+        hypothesis = ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id, hypothesis.hypothesis.score = "car", 0.9
+        det.results.append(hypothesis)
+        array.detections.append(det)
+    return image, array
+
+
 def measure_latency(
     mode: str,
     objects: int,
@@ -63,7 +91,7 @@ def measure_latency(
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from seg2track_msgs.msg import TrackedObjectArray
     from sensor_msgs.msg import Image
-    from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+    from vision_msgs.msg import Detection2DArray
 
     from seg2track_ros.bags.replay import (
         ReplayError,
@@ -105,18 +133,7 @@ def measure_latency(
 
     def publish(with_boxes: bool = False) -> int:
         now = time.time_ns()
-        image = Image(height=height, width=width, encoding="rgb8", step=width * 3, data=pixels)
-        image.header.stamp.sec, image.header.stamp.nanosec = divmod(now, 1_000_000_000)
-        image.header.frame_id = "camera"
-        array = Detection2DArray(header=image.header)
-        for x0, y0, x1, y1 in boxes.tolist() if with_boxes else []:
-            det = Detection2D(header=image.header)
-            det.bbox.center.position.x, det.bbox.center.position.y = (x0 + x1) / 2, (y0 + y1) / 2
-            det.bbox.size_x, det.bbox.size_y = x1 - x0, y1 - y0
-            hypothesis = ObjectHypothesisWithPose()
-            hypothesis.hypothesis.class_id, hypothesis.hypothesis.score = "car", 0.9
-            det.results.append(hypothesis)
-            array.detections.append(det)
+        image, array = frame_messages(pixels, FRAME_SIZE, boxes if with_boxes else None, now)
         images.publish(image)
         detections.publish(array)
         return now

@@ -15,6 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from seg2track_ros.bench.cameras import (
+    NODE_PER_CAMERA,
+    ONE_NODE,
+    CamerasResult,
+)
 from seg2track_ros.bench.engine import MemoryResult, SpeedResult
 from seg2track_ros.bench.host import HostResult, host_table
 from seg2track_ros.bench.latency import LatencyResult
@@ -30,9 +35,14 @@ class RunInfo:
     image_size: int
     device: str  # resolved, e.g. "cpu" or "cuda:0"
     compiled: bool
-    # A run of the host-overhead section alone gets its own section (key ...-host), so
-    # it never replaces a full run's speed, memory and latency tables.
-    host_only: bool = False
+    # A run of the host-overhead or the several-cameras section alone ("host",
+    # "cameras") gets its own section (key ...-host, ...-cameras), so it never replaces
+    # a full run's speed, memory and latency tables.
+    only: str | None = None
+
+    @property
+    def host_only(self) -> bool:
+        return self.only == "host"
 
     @property
     def key(self) -> str:
@@ -40,6 +50,8 @@ class RunInfo:
         if self.host_only:
             return f"{kind}-{self.mode}-{self.model}-host"
         suffix = "-compiled" if self.compiled else ""
+        if self.only == "cameras":
+            suffix += "-cameras"
         return f"{kind}-{self.mode}-{self.model}-{self.image_size}{suffix}"
 
 
@@ -137,6 +149,96 @@ def latency_table(results: list[LatencyResult]) -> str:
     return "\n".join(lines)
 
 
+def _mib(values: list[int] | None) -> str:
+    return "n/a" if values is None else f"{sum(values) / 2**20:.0f}"
+
+
+def _device_memory(r: CamerasResult) -> str:
+    if not r.device.startswith("cuda"):
+        return "n/a (CPU)"
+    parts = []
+    if r.device_memory_bytes is not None:
+        parts.append(f"{_mib(r.device_memory_bytes)} allocated")
+    if r.gpu_process_bytes is not None:
+        parts.append(f"{_mib(r.gpu_process_bytes)} nvidia-smi")
+    return "; ".join(parts) or "n/a (not reported)"
+
+
+def cameras_table(results: list[CamerasResult]) -> str:
+    lines = [
+        "| cameras | layout | nodes | frames tracked / sent per camera | frames/s (all cameras)"
+        " | RSS after the run, sum (MiB) | peak RSS, sum (MiB) | device memory, sum (MiB)"
+        " | p95 latency per camera (ms) |",
+        "| ---: | --- | ---: | --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    for r in results:
+        counted = sorted(set(r.processed.values()))
+        tracked = (
+            f"{counted[0]} / {r.sent_per_camera}"
+            if len(counted) == 1
+            else " / ".join(f"{c} {n}" for c, n in r.processed.items()) + f" of {r.sent_per_camera}"
+        )
+        p95 = " / ".join(f"{r.p95_ms(c):.0f}" for c in r.latencies_ms)
+        lines.append(
+            f"| {r.cameras} | {r.layout} | {r.nodes} | {tracked} | {r.frames_per_s:.2f} |"
+            f" {_mib(r.rss_bytes)} | {_mib(r.peak_rss_bytes)} | {_device_memory(r)} | {p95} |"
+        )
+    return "\n".join(lines)
+
+
+# "about 1/N": within this factor of 1/N (the per-camera state and queues are not
+# shared, so one node for N cameras holds a little more than one camera's node).
+MEMORY_TARGET_SLACK = 1.2
+
+
+def throughput_target(cameras: int, on_gpu: bool) -> float | None:
+    """Issue 13's throughput target for one node over N nodes: at least as fast on the
+    CPU, 1.5x at 4 cameras on a GPU (none named for other counts on a GPU)."""
+    if on_gpu:
+        return 1.5 if cameras == 4 else None
+    return 1.0
+
+
+def cameras_targets(results: list[CamerasResult]) -> str:
+    """One node over N nodes for each camera count measured with both layouts."""
+    by_key = {(r.cameras, r.layout): r for r in results}
+    counts = sorted(
+        {n for n, layout in by_key if layout == ONE_NODE and (n, NODE_PER_CAMERA) in by_key}
+    )
+    if not counts:
+        return "(no camera count was measured with both layouts)"
+    lines = [
+        "| cameras | memory: one node / N nodes | target (about 1/N) | met |"
+        " frames/s: one node / N nodes | target | met |",
+        "| ---: | --- | --- | --- | ---: | --- | --- |",
+    ]
+
+    def met(value: float, ok: bool) -> str:
+        return "n/a" if np.isnan(value) else ("yes" if ok else "no")
+
+    for n in counts:
+        one, many = by_key[n, ONE_NODE], by_key[n, NODE_PER_CAMERA]
+        on_gpu = one.device.startswith("cuda")
+        limit = MEMORY_TARGET_SLACK / n
+        memory = [("RSS", one.rss_bytes, many.rss_bytes)]
+        if on_gpu:
+            memory += [
+                ("device allocated", one.device_memory_bytes, many.device_memory_bytes),
+                ("device nvidia-smi", one.gpu_process_bytes, many.gpu_process_bytes),
+            ]
+        ratios = [(name, sum(a) / sum(b)) for name, a, b in memory if a and b and sum(b) > 0]
+        memory_text = ", ".join(f"{name} {ratio:.2f}" for name, ratio in ratios)
+        memory_met = "yes" if all(ratio <= limit for _name, ratio in ratios) else "no"
+        speed = one.frames_per_s / many.frames_per_s
+        target = throughput_target(n, on_gpu)
+        lines.append(
+            f"| {n} | {memory_text} | <= {limit:.2f} (1/{n} = {1 / n:.2f}) | {memory_met} |"
+            f" {speed:.2f}x | {'none named' if target is None else f'>= {target:g}x'} |"
+            f" {'-' if target is None else met(speed, speed >= target)} |"
+        )
+    return "\n".join(lines)
+
+
 def _line_plot(path: Path, title: str, x: list, series: dict, xlabel: str, ylabel: str) -> None:
     """Ours vs the baseline as lines: series maps label -> (y values, matplotlib style)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -183,6 +285,7 @@ def write_section(
     plots_dir: Path,
     host: list[HostResult] | None = None,
     host_image_size: int = 64,
+    cameras: list[CamerasResult] | None = None,
 ) -> str:
     """Replace (or add) this run's section in BENCHMARKS.md; returns the section."""
     plots_dir.mkdir(parents=True, exist_ok=True)
@@ -193,6 +296,10 @@ def write_section(
     frames = (
         "- Frames: 375x1242 and 1080x1920 random frames; N tracks held (see below)"
         if info.host_only
+        else "- Frames: KITTI-sized (375x1242) random frames, the same on every camera; N"
+        " objects per camera are boxes prompted on the first warm-up frame, then tracked by"
+        " SAM 2 alone (every camera holds exactly N tracks throughout: checked)"
+        if info.only == "cameras"
         else "- Frames: KITTI-sized (375x1242) synthetic frames; N objects are boxes prompted"
         " on frame 0 for both, then tracked by SAM 2 alone (ours holds exactly N tracks"
         " throughout: checked)"
@@ -265,6 +372,43 @@ def write_section(
             "tracker_node as a subprocess, Fast DDS on loopback, KITTI-sized rgb8 images.",
             "",
             latency_table(latency),
+            "",
+        ]
+    if cameras:
+        first = cameras[0]
+        parts += [
+            "### Several cameras: one node for N cameras vs one node per camera",
+            "",
+            f"{first.objects} objects per camera; {first.frames} measured frames per camera"
+            f" after {first.warmup} warm-up; {first.frame_size[1]}x{first.frame_size[0]}"
+            " random rgb8 frames, the same on every camera. The installed tracker_node"
+            " (lockstep mode,"
+            " `cameras` parameter) as a subprocess, Fast DDS on loopback. One node: one"
+            " process, one model, `cameras: [cam0, ...]`. One node per camera: N processes"
+            " with the same parameters, `cameras: [camI]` each, run side by side (each with"
+            " torch's default thread count). The driver publishes one frame on every"
+            " camera, then waits until every camera's `tracks` answered (lockstep), so"
+            " both layouts track every frame. The driver publishes the cameras' frames one"
+            " after another and one node tracks, in one batched engine call, the frames"
+            " waiting when its worker starts a tick: the first camera's frame may be"
+            " tracked alone (as with cameras that are not triggered together). frames/s:"
+            " all cameras' measured frames over"
+            " the wall time of the measured ticks. 'Frames tracked': the node's own"
+            " `frames_processed` in /diagnostics, warm-up included. RSS: VmRSS of each node"
+            " process after the measured frames and its peak (VmHWM), summed over the"
+            " nodes. Device memory: the nodes' `device_memory_mb` in /diagnostics (torch's"
+            " allocated memory, highest value seen) and nvidia-smi's per-process memory"
+            " (CUDA context included) where it lists the processes. Latency: an image's"
+            " publish to its `tracks` message, p95 per camera (cam0 / cam1 / ...).",
+            "",
+            cameras_table(cameras),
+            "",
+            f"Targets (issue 13), one node over N nodes: memory about 1/N (met here when"
+            f" at most {MEMORY_TARGET_SLACK:g}/N: the per-camera state is not shared),"
+            " throughput at least that of N nodes on the CPU and 1.5x at 4 cameras on a"
+            " GPU.",
+            "",
+            cameras_targets(cameras),
             "",
         ]
     section = "\n".join(parts).rstrip() + "\n"
