@@ -269,6 +269,7 @@ def _replay_through(
     # The 3-D inputs of a one-camera replay (lift3d serves one camera only).
     extras = None
     received_3d: set[int] = set()
+    lifted: list = []  # with 3-D outputs wanted: the 3-D inputs the node must hear first
     if len(streams) == 1 and not streams[0].name:
         extras = (
             node.create_publisher(CameraInfo, f"/{namespace}/camera_info", qos),
@@ -284,14 +285,23 @@ def _replay_through(
                     on_tracks_3d(frame, message)
 
             node.create_subscription(Track3DArray, f"/{namespace}/tracks_3d_state", on_3d, qos)
+            lifted = list(extras)
 
     def spin_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
         spin_node_until(executor, process, log, condition, timeout, what)
 
     def subscribed() -> bool:
-        return all(
-            images.get_subscription_count() > 0 and detections.get_subscription_count() > 0
-            for images, detections in publishers.values()
+        # With 3-D outputs wanted (lift3d on, source points) the node's camera_info and
+        # points subscriptions and its tracks_3d_state publisher must be matched too:
+        # otherwise the first frame's 3-D inputs or output can be lost in discovery.
+        outputs_3d = f"/{namespace}/tracks_3d_state"
+        return (
+            all(
+                images.get_subscription_count() > 0 and detections.get_subscription_count() > 0
+                for images, detections in publishers.values()
+            )
+            and all(publisher.get_subscription_count() > 0 for publisher in lifted)
+            and (not lifted or node.count_publishers(outputs_3d) > 0)
         )
 
     ticks = _ticks(streams)
