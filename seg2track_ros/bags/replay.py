@@ -437,20 +437,46 @@ def spin_node_until(
     exits or its configure failed (a node whose configure failed stays alive, so it can
     be configured again; for a replay or a benchmark that is the end, with the node's
     own reason), and on timeout unless `raise_on_timeout` is False (then returns False)."""
+    return spin_nodes_until(
+        executor,
+        [(process, log)],
+        condition,
+        timeout,
+        what,
+        tick=tick,
+        raise_on_timeout=raise_on_timeout,
+    )
+
+
+def spin_nodes_until(
+    executor,
+    nodes: Sequence[tuple[subprocess.Popen, NodeLog]],
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    *,
+    tick: float = 0.01,
+    raise_on_timeout: bool = True,
+) -> bool:
+    """`spin_node_until` over several tracker_node processes: any one that exits or
+    whose configure failed ends the wait with its own reason."""
     deadline = time.monotonic() + timeout
     next_log_check = 0.0
     while not condition():
-        if process.poll() is not None:
-            raise ReplayError(f"tracker_node exited while {what}", details=log.last_lines())
+        for process, log in nodes:
+            if process.poll() is not None:
+                raise ReplayError(f"tracker_node exited while {what}", details=log.last_lines())
         if time.monotonic() > next_log_check:
-            failure = configure_failure(log)
-            if failure:
-                raise ReplayError(f"tracker_node {failure}")
+            for _process, log in nodes:
+                failure = configure_failure(log)
+                if failure:
+                    raise ReplayError(f"tracker_node {failure}")
             next_log_check = time.monotonic() + 0.5
         if time.monotonic() > deadline:
             if not raise_on_timeout:
                 return False
-            raise ReplayError(f"timed out after {timeout:.0f} s {what}", details=log.last_lines())
+            details = "\n".join(log.last_lines() for _process, log in nodes)
+            raise ReplayError(f"timed out after {timeout:.0f} s {what}", details=details)
         executor.spin_once(timeout_sec=tick)
     return True
 

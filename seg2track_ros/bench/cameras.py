@@ -146,9 +146,8 @@ def measure_cameras(
     from vision_msgs.msg import Detection2DArray
 
     from seg2track_ros.bags.replay import (
-        ReplayError,
         ReplayOptions,
-        configure_failure,
+        spin_nodes_until,
         start_tracker_node,
         stop_node,
     )
@@ -241,28 +240,15 @@ def measure_cameras(
         boxes = grid_boxes(objects, height, width)
 
         def spin_until(condition, timeout: float, what: str, raise_on_timeout: bool = True) -> bool:
-            # As replay's spin_node_until, over several node processes: any that exits or
-            # whose configure failed ends the measurement with its own reason.
-            deadline = time.monotonic() + timeout
-            next_log_check = 0.0
-            while not condition():
-                for process, log in started:
-                    if process.poll() is not None:
-                        raise ReplayError(
-                            f"tracker_node exited while {what}", details=log.last_lines()
-                        )
-                if time.monotonic() > next_log_check:
-                    for _process, log in started:
-                        failure = configure_failure(log)
-                        if failure:
-                            raise ReplayError(f"tracker_node {failure}")
-                    next_log_check = time.monotonic() + 0.5
-                if time.monotonic() > deadline:
-                    if not raise_on_timeout:
-                        return False
-                    raise ReplayError(f"timed out after {timeout:.0f} s {what}")
-                executor.spin_once(timeout_sec=0.002)
-            return True
+            return spin_nodes_until(
+                executor,
+                started,
+                condition,
+                timeout,
+                what,
+                tick=0.002,
+                raise_on_timeout=raise_on_timeout,
+            )
 
         def tick(with_boxes: bool) -> list[tuple[str, int]]:
             sent = []
