@@ -6,6 +6,8 @@ outputs keep coming and the node stays up."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from seg2track_msgs.msg import Track3DArray
@@ -117,7 +119,18 @@ class Node3D:
                 kind, f"{base}{topic}", node.received[topic].append, RELIABLE
             )
 
-    def wait_inputs(self, publisher) -> None:
+    def wait_inputs(self, source: str) -> None:
+        """Wait until the node has received a camera_info and a `source` ("depth" or
+        "points") message. A publisher that sees the node's subscription can still send
+        before the node's side of DDS discovery has matched it, and that message is lost;
+        so send both, stamped long before any frame (they never pair with one), until the
+        node logs them."""
+        from node_harness import image_msg, scene
+
+        publisher = self.depth if source == "depth" else self.points
+        header = image_msg(scene(0), 1).header
+        priming = depth_msg(header, depth_metres(0)) if source == "depth" else None
+        priming = priming or cloud_msg(header, box_points(0))
         assert self.node.spin_until(
             lambda: (
                 publisher.get_subscription_count() > 0
@@ -125,6 +138,20 @@ class Node3D:
             ),
             60,
         ), self.node.output()
+
+        sent = [0.0]
+
+        def received() -> bool:
+            log = self.node.output()
+            if "camera model from camera_info" in log and f"first {source} message" in log:
+                return True
+            if time.monotonic() - sent[0] > 0.2:
+                self.camera_info.publish(camera_info(header))
+                publisher.publish(priming)
+                sent[0] = time.monotonic()
+            return False
+
+        assert self.node.spin_until(received, 30), self.node.output()
 
     def frame(self, frame: int, info=None, depth=None, cloud=None, stamp_offset_s: int = 0):
         """Send a frame's 3-D inputs first, then image and detections; wait for its 2-D
@@ -168,7 +195,7 @@ def _by_id(msg: Detection3DArray) -> dict[int, object]:
 def test_depth_gives_tracks_3d_state_and_markers_and_bad_depth_is_counted(make_node):
     n = make_node({**BASE, "lift3d.source": "depth"}, "lift_depth_node")
     node = n.node
-    n.wait_inputs(n.depth)
+    n.wait_inputs("depth")
     for frame in range(4):
         header = n.frame(
             frame, info=camera_info, depth=lambda h, f=frame: depth_msg(h, depth_metres(f))
@@ -238,7 +265,7 @@ def test_one_named_camera_lifts_on_its_own_topics(make_node):
         remaps={f"front/{topic}": topic for topic in two_d},
     )
     node = n.node
-    n.wait_inputs(n.depth)
+    n.wait_inputs("depth")
     for frame in range(2):
         n.frame(frame, info=camera_info, depth=lambda h, f=frame: depth_msg(h, depth_metres(f)))
     assert node.spin_until(lambda: len(node.received["tracks_3d"]) == 2, 20), node.output()
@@ -252,7 +279,7 @@ def test_points_with_static_transform_and_bad_clouds_are_counted(make_node):
     params = {**BASE, "lift3d.source": "points", "lift3d.static_transform": "0 0 -1 0 0 0 1"}
     n = make_node(params, "lift_points_node")
     node = n.node
-    n.wait_inputs(n.points)
+    n.wait_inputs("points")
     shifted = lambda h, f: cloud_msg(h, box_points(f) + np.array([0.0, 0.0, 1.0]))  # noqa: E731
     for frame in range(3):
         n.frame(frame, info=camera_info, cloud=lambda h, f=frame: shifted(h, f))
@@ -281,7 +308,7 @@ def test_points_without_a_transform_are_counted(make_node):
     (transform_missing) and the node keeps tracking in 2-D."""
     n = make_node({**BASE, "lift3d.source": "points"}, "lift_notf_node")
     node = n.node
-    n.wait_inputs(n.points)
+    n.wait_inputs("points")
     for frame in range(2):
         n.frame(frame, info=camera_info, cloud=lambda h, f=frame: cloud_msg(h, box_points(f)))
     assert node.spin_until(lambda: node.diagnostics.get("rejected_transform_missing") == "2", 20), (

@@ -28,6 +28,7 @@ import numpy as np
 from seg2track_ros.engine.geometry3d import (
     DepthImageError,
     InvalidInputError,
+    PinholeCamera,
     lift_from_depth,
     lift_from_points,
     transform_from_pose,
@@ -64,27 +65,34 @@ class Lift3DStage:
         self._lock = threading.Lock()
         self._camera = None
         self._camera_error: str | None = None
+        self._inputs_seen = 0
         self._inputs: collections.deque = collections.deque(maxlen=BUFFER)
         # track ids of the last processed frame whose masks held too few valid points
         self.too_few_points: list[int] = []
 
     # --------------------------------------------------------------- inputs
-    def set_camera_info(self, msg) -> None:
+    def set_camera_info(self, msg) -> PinholeCamera | None:
         """Keep the newest valid camera model; raises RejectedInput for a bad one (the
-        last good model stays in use)."""
+        last good model stays in use). Returns the model when it is new (the first, or
+        different from the one in use), else None: the node logs each new model."""
         camera = camera_from_info(msg)
         with self._lock:
+            changed = camera != self._camera
             self._camera = camera
+        return camera if changed else None
 
-    def add_input(self, msg) -> None:
+    def add_input(self, msg) -> int:
         """Buffer a depth image or cloud by its stamp (converted now, on the callback
-        thread, so a malformed one is rejected at once)."""
+        thread, so a malformed one is rejected at once). Returns how many were buffered
+        so far, this one included (the node logs the first)."""
         if self.settings.source == "depth":
             data = depth_from_msg(msg, self.max_pixels)
         else:
             data = points_from_cloud(msg)
         with self._lock:
             self._inputs.append((header_stamp_ns(msg.header), msg.header.frame_id, data))
+            self._inputs_seen += 1
+            return self._inputs_seen
 
     def reset(self) -> None:
         with self._lock:

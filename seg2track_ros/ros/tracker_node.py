@@ -618,18 +618,31 @@ class TrackerNode(LifecycleNode):
         if not self._running or self._lift3d is None:
             return
         try:
-            self._lift3d.set_camera_info(msg)
+            camera = self._lift3d.set_camera_info(msg)
         except RejectedInput as error:
             self._reject(error.reason, str(error))
+            return
+        if camera is not None:
+            self.get_logger().info(
+                f"camera model from camera_info ({msg.header.frame_id!r}): {camera.width}x"
+                f"{camera.height}, fx={camera.fx:g} fy={camera.fy:g} cx={camera.cx:g}"
+                f" cy={camera.cy:g}"
+            )
 
     @_never_raises
     def _on_lift3d_input(self, msg) -> None:
         if not self._running or self._lift3d is None:
             return
         try:
-            self._lift3d.add_input(msg)
+            count = self._lift3d.add_input(msg)
         except RejectedInput as error:
             self._reject(error.reason, f"{self._settings.lift3d.source} rejected: {error}")
+            return
+        if count == 1:
+            self.get_logger().info(
+                f"first {self._settings.lift3d.source} message received"
+                f" (frame {msg.header.frame_id!r})"
+            )
 
     @_never_raises
     def _on_detections(self, msg: Detection2DArray, camera: _Camera | None = None) -> None:
