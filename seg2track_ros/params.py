@@ -106,6 +106,10 @@ class NodeSettings:
     # Camera names: one tracker_node serves them all with one model (topics
     # '<camera>/image', ...). [""]: one unnamed camera on the plain topics.
     cameras: list[str] = dataclasses.field(default_factory=lambda: [""])
+    # Several cameras: seconds the worker waits, once one camera's frame is ready, for
+    # the frames of the cameras seen in the last few ticks, so that one engine call
+    # tracks them together.
+    camera_gather_window: float = 0.01
 
 
 CHOICES = {

@@ -62,6 +62,11 @@ NODE_DESCRIPTIONS = {
     "class_map": "rename detection classes before tracking, so a benchmark class's thresholds"
     " apply: empty = keep the detector's classes; 'coco' (person/0 -> pedestrian, car/2 ->"
     " car), items like 'coco,truck=car', or a YAML file; other classes keep their name",
+    "camera_gather_window": "several cameras: seconds the worker waits, once one camera's"
+    " frame is ready, for the frames of the other cameras seen in the last"
+    " few ticks, so that one engine call (one batched image-encoder call) tracks them"
+    " together; at most this much latency is added to a frame; 0: track what is queued at"
+    " once (the cameras batch only when frames wait for the engine)",
     "cameras": "camera names; one node serves them all with one model. Each camera"
     " '<camera>' reads '<camera>/<image_topic>' and '<camera>/<detections_topic>' (or"
     " those topics with '{camera}' replaced by the name, where they contain it) and"

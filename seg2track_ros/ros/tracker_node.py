@@ -74,6 +74,9 @@ from seg2track_ros.visualize import overlay_image
 
 OUTPUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 WARN_EVERY_S = 5.0
+# Several cameras: the worker waits (camera_gather_window) only for cameras that were in
+# one of the last GATHER_TICKS ticks, so a camera that stopped publishing costs nothing.
+GATHER_TICKS = 3
 LOCKSTEP_QUEUE = 10_000  # frames; the byte bound (lockstep_queue_bytes) usually binds first
 # Longest wait for the worker threads to finish their frame: on deactivate or cleanup,
 # and at process shutdown (ros2 launch sends SIGTERM 5 s after SIGINT, SIGKILL 5 s later).
@@ -145,6 +148,7 @@ class _Camera:
         self.last_stamp_ns: int | None = None
         self.last_size: tuple[int, int] | None = None
         self.warned_rotated = False
+        self.last_tick = -GATHER_TICKS - 1  # index of the last worker tick it was in
         self.image_subscription = None
         self.detections_subscription = None
         self.sync_timer = None
@@ -185,6 +189,9 @@ class TrackerNode(LifecycleNode):
         # threads never publish on a destroyed publisher or after processing stopped.
         self._outputs_lock = threading.Lock()
         self._stats_lock = threading.Lock()
+        self._ticks = 0  # worker ticks since start (the worker's only; never reset)
+        # cameras tracked together in each of the last ticks (diagnostics, under stats lock)
+        self._tick_cameras: collections.deque[int] = collections.deque(maxlen=100)
         # Camera name -> its state; one unnamed camera until configure reads 'cameras'.
         self._cameras: dict[str, _Camera] = {"": _Camera("")}
         self._queue_ready = threading.Condition()
@@ -340,6 +347,7 @@ class TrackerNode(LifecycleNode):
         for camera in self._cameras.values():
             camera.sync.reset()
             camera.gaps.reset()
+            camera.last_tick = self._ticks  # every camera is expected in the first ticks
         self._running = True
         self._worker = threading.Thread(target=self._work, name="seg2track_worker", daemon=True)
         self._worker.start()
@@ -743,6 +751,8 @@ class TrackerNode(LifecycleNode):
                     self._queue_ready.wait(timeout=0.5)
                 if not self._running:
                     return
+                ticks = self._ticks
+                self._gather_locked(ticks)
                 # One frame of every camera that has one: none waits for another's
                 # backlog (realtime queues hold each camera's newest frame only).
                 tick = {}
@@ -751,6 +761,10 @@ class TrackerNode(LifecycleNode):
                         frame = camera.queue.popleft()
                         camera.queue_bytes -= frame.rgb.nbytes
                         tick[camera.name] = frame
+                        camera.last_tick = ticks
+                self._ticks += 1
+            with self._stats_lock:
+                self._tick_cameras.append(len(tick))
             try:
                 self._process_tick(tick)
             except Exception as error:  # never let one tick kill the node
@@ -760,6 +774,27 @@ class TrackerNode(LifecycleNode):
                         f"frame not processed: {error!r}",
                         camera=self._cameras.get(name),
                     )
+
+    def _gather_locked(self, tick: int) -> None:
+        """Several cameras: wait up to camera_gather_window for a frame of every camera
+        that was in one of the last GATHER_TICKS ticks, so that they share this tick's
+        engine call (frames of one instant rarely arrive at the same moment, and a worker
+        that took only what was queued would track them one camera per tick). The caller
+        holds _queue_ready; waiting releases it, so frames keep arriving."""
+        window = self._settings.camera_gather_window
+        if len(self._cameras) < 2 or window <= 0:
+            return
+        deadline = time.monotonic() + window
+        while self._running:
+            missing = [
+                c
+                for c in self._cameras.values()
+                if not c.queue and tick - c.last_tick <= GATHER_TICKS
+            ]
+            left = deadline - time.monotonic()
+            if not missing or left <= 0:
+                return
+            self._queue_ready.wait(timeout=left)
 
     def _process(self, frame: _Frame) -> None:
         """One frame of the first camera (the single-camera node's worker step)."""
@@ -1143,6 +1178,11 @@ class TrackerNode(LifecycleNode):
                     for name, n in sorted(stats.callback_errors.items())
                 },
             }
+        if len(self._cameras) > 1:
+            with self._stats_lock:
+                sizes = list(self._tick_cameras)
+            # node-wide: how many cameras share an engine call (of the last 100 ticks)
+            values["cameras_per_tick"] = round(sum(sizes) / len(sizes), 2) if sizes else 0.0
         device = getattr(self._segmenter, "device", None)
         memory = self._tracker_memory_bytes
         if device is not None and device.type == "cuda":
