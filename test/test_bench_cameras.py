@@ -45,6 +45,9 @@ def test_both_layouts_track_every_frame_of_every_camera(measured):
         assert all(0 < rss <= peak for rss, peak in zip(r.rss_bytes, r.peak_rss_bytes, strict=True))
         assert r.device_memory_bytes is None and r.gpu_process_bytes is None  # CPU
     assert len(set(measured[2].node_pids)) == 2
+    # the node for both cameras reports how many shared an engine call (its diagnostics)
+    assert 1.0 <= measured[1].cameras_per_tick <= 2.0
+    assert measured[0].cameras_per_tick is None and measured[2].cameras_per_tick is None
     # Two processes each load torch and a model: far more than one process holds.
     assert sum(measured[2].rss_bytes) > 1.5 * sum(measured[1].rss_bytes)
 
@@ -58,6 +61,8 @@ def test_the_section_has_a_row_per_layout_and_the_target_ratios(measured, tmp_pa
         f"| 2 | {NODE_PER_CAMERA} | 2 | {sent} / {sent} |",
     ):
         assert row in table
+    assert table.splitlines()[3].endswith(f" | {measured[1].cameras_per_tick:.2f} |")
+    assert table.splitlines()[4].endswith(" | 1 |")
     assert table.count("n/a (CPU)") == 3
     targets = cameras_targets(measured)
     ratio = sum(measured[1].rss_bytes) / sum(measured[2].rss_bytes)

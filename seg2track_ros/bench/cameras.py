@@ -12,7 +12,8 @@ memory of the node processes (/proc: VmRSS after the measured frames and the VmH
 peak, summed over the nodes), device memory on a GPU (the nodes' own /diagnostics
 `device_memory_mb`, torch's allocated memory, and nvidia-smi's per-process figure with
 the CUDA context where it can see the processes) and the latency from an image's publish
-to its `tracks` message, per camera.
+to its `tracks` message, per camera. For one node serving several cameras, its
+/diagnostics `cameras_per_tick` says how many cameras shared each engine call.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ class CamerasResult:
     device: str = "cpu"
     node_pids: list[int] = field(default_factory=list)
     frame_size: tuple[int, int] = FRAME_SIZE  # (height, width) of every camera's frames
+    # One node for several cameras: its /diagnostics cameras_per_tick at the end (the
+    # mean number of cameras per engine call over its last 100 ticks); else None.
+    cameras_per_tick: float | None = None
 
     @property
     def nodes(self) -> int:
@@ -200,6 +204,7 @@ def measure_cameras(
         held: dict[tuple[str, int], int] = {}
         processed: dict[str, int] = {}
         device_mb: dict[str, float] = {}  # node name -> highest device_memory_mb seen
+        per_tick: dict[str, float] = {}  # node name -> latest cameras_per_tick
         statuses = {
             f"{node_name}: seg2track {camera}": (node_name, camera)
             for _ns, node_name, group in groups
@@ -215,6 +220,8 @@ def measure_cameras(
                 values = {kv.key: kv.value for kv in status.values}
                 if "frames_processed" in values:
                     processed[camera] = int(values["frames_processed"])
+                if "cameras_per_tick" in values:
+                    per_tick[node_name] = float(values["cameras_per_tick"])
                 if "device_memory_mb" in values:
                     value = float(values["device_memory_mb"])
                     device_mb[node_name] = max(device_mb.get(node_name, 0.0), value)
@@ -334,6 +341,7 @@ def measure_cameras(
         device=device,
         node_pids=pids,
         frame_size=frame_size,
+        cameras_per_tick=per_tick.get(node_names[0]) if layout == ONE_NODE else None,
     )
 
 

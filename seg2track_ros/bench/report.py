@@ -168,8 +168,8 @@ def cameras_table(results: list[CamerasResult]) -> str:
     lines = [
         "| cameras | layout | nodes | frames tracked / sent per camera | frames/s (all cameras)"
         " | RSS after the run, sum (MiB) | peak RSS, sum (MiB) | device memory, sum (MiB)"
-        " | p95 latency per camera (ms) |",
-        "| ---: | --- | ---: | --- | ---: | ---: | ---: | --- | --- |",
+        " | p95 latency per camera (ms) | cameras per engine call |",
+        "| ---: | --- | ---: | --- | ---: | ---: | ---: | --- | --- | ---: |",
     ]
     for r in results:
         counted = sorted(set(r.processed.values()))
@@ -179,9 +179,15 @@ def cameras_table(results: list[CamerasResult]) -> str:
             else " / ".join(f"{c} {n}" for c, n in r.processed.items()) + f" of {r.sent_per_camera}"
         )
         p95 = " / ".join(f"{r.p95_ms(c):.0f}" for c in r.latencies_ms)
+        per_call = (
+            "1"
+            if r.layout != ONE_NODE
+            else ("n/a" if r.cameras_per_tick is None else f"{r.cameras_per_tick:.2f}")
+        )
         lines.append(
             f"| {r.cameras} | {r.layout} | {r.nodes} | {tracked} | {r.frames_per_s:.2f} |"
             f" {_mib(r.rss_bytes)} | {_mib(r.peak_rss_bytes)} | {_device_memory(r)} | {p95} |"
+            f" {per_call} |"
         )
     return "\n".join(lines)
 
