@@ -57,8 +57,13 @@ class Lift3DSettings:
     # it up with tf2 (where installed) from the cloud's frame_id to the image's frame_id
     static_transform: str = ""
     publish_markers: bool = True
+    # class=LENGTHxWIDTHxHEIGHT (metres): these classes get the whole object's box
+    # (amodal), the others their visible surface's; the defaults are KITTI's typical
+    # car, pedestrian and cyclist sizes (rounded means of its 3-D labels).
+    object_sizes: str = "car=3.9x1.6x1.5,pedestrian=0.8x0.7x1.8,cyclist=1.8x0.6x1.7"
 
     def lift_config(self):
+        from seg2track_ros.engine.amodal3d import parse_object_sizes
         from seg2track_ros.engine.geometry3d import LiftConfig
 
         return LiftConfig(
@@ -67,6 +72,7 @@ class Lift3DSettings:
             max_range=self.max_range,
             erosion=self.erosion,
             min_valid_points=self.min_valid_points,
+            object_sizes=parse_object_sizes(self.object_sizes),
         )
 
     def motion_config(self):
@@ -222,6 +228,12 @@ def lift3d_from_values(value: Callable[[str], Any]) -> Lift3DSettings:
     """The ``lift3d.*`` parameters, validated; ParameterError names the parameter."""
     values = {name: value(f"lift3d.{name}") for name in scalar_fields(Lift3DSettings())}
     settings = Lift3DSettings(**values)
+    from seg2track_ros.engine.amodal3d import ObjectSizeError, parse_object_sizes
+
+    try:
+        parse_object_sizes(settings.object_sizes)
+    except ObjectSizeError as error:
+        raise ParameterError(f"parameter 'lift3d.object_sizes': {error}") from None
     try:
         settings.lift_config().validate()
         settings.motion_config().validate()

@@ -21,19 +21,23 @@ inflate it), and the count of valid points. Depths that are NaN, inf, zero or ou
 ``min_valid_points`` valid points gets no 3-D estimate (``Measurement3D.valid`` false).
 
 What the points measure is the object's visible surface: a camera or a LiDAR sees the
-side facing it, so the centre lies on or just behind that surface, not at the middle of
+side facing it, so the median lies on or just behind that surface, not at the middle of
 the object's full 3-D box, and the extent along the viewing direction is that of the
-visible surface (about zero for a flat face seen head-on). Nothing here guesses the
-hidden half.
+visible surface (about zero for a flat face seen head-on). For the classes with a
+typical size in ``LiftConfig.object_sizes`` the hidden part is completed: an upright box
+of that size is fitted to the visible points (amodal3d.py) and its centre, size and yaw
+are the measurement; other classes keep the visible-surface median and extent.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
+from seg2track_ros.engine.amodal3d import ObjectSize, amodal_box
 from seg2track_ros.engine.types import InvalidInputError
 
 
@@ -149,6 +153,9 @@ class LiftConfig:
     # The extent along each axis spans these percentiles of the points.
     extent_low_percentile: float = 5.0
     extent_high_percentile: float = 95.0
+    # Class -> typical size: tracks of these classes get an amodal box (the whole
+    # object, amodal3d.amodal_box) instead of the extent of their visible surface.
+    object_sizes: dict[str, ObjectSize] = field(default_factory=dict)
 
     def validate(self) -> None:
         if not (np.isfinite(self.depth_scale) and self.depth_scale > 0):
@@ -176,7 +183,10 @@ class Measurement3D:
 
     ``centre`` (3,) per-axis median, ``size`` (3,) per-axis percentile span,
     ``valid_points`` the count of valid points in the eroded mask; ``valid`` is false
-    (and centre and size NaN) when that count is below ``min_valid_points``.
+    (and centre and size NaN) when that count is below ``min_valid_points``. With
+    ``amodal`` (the track's class has a size in ``LiftConfig.object_sizes``) centre,
+    size and ``yaw`` are those of the whole object (amodal3d.AmodalBox: size is
+    (across, height, along) in the box's axes, turned by ``yaw`` about camera y).
     """
 
     label: int
@@ -184,6 +194,8 @@ class Measurement3D:
     size: np.ndarray
     valid_points: int
     valid: bool
+    yaw: float = 0.0
+    amodal: bool = False
 
 
 def depth_to_metres(depth: np.ndarray, config: LiftConfig) -> np.ndarray:
@@ -248,11 +260,17 @@ def erode_labels(labels: np.ndarray, erosion: int) -> np.ndarray:
     return np.where(low == high, work, 0).astype(labels.dtype, copy=False)
 
 
-def _measure(label: int, points: np.ndarray, config: LiftConfig) -> Measurement3D:
+def _measure(
+    label: int, points: np.ndarray, config: LiftConfig, class_id: str | None = None
+) -> Measurement3D:
     count = len(points)
     if count < config.min_valid_points:
         nan3 = np.full(3, np.nan)
         return Measurement3D(label, nan3, nan3.copy(), count, False)
+    prior = config.object_sizes.get(class_id) if class_id is not None else None
+    if prior is not None:
+        box = amodal_box(points, prior)
+        return Measurement3D(label, box.centre, box.size, count, True, box.yaw, True)
     centre = np.median(points, axis=0)
     low, high = np.percentile(
         points, [config.extent_low_percentile, config.extent_high_percentile], axis=0
@@ -260,13 +278,16 @@ def _measure(label: int, points: np.ndarray, config: LiftConfig) -> Measurement3
     return Measurement3D(label, centre, high - low, count, True)
 
 
-def _group(label_of_point: np.ndarray, points: np.ndarray, labels: list[int], config):
+def _group(label_of_point: np.ndarray, points: np.ndarray, labels: list[int], config, classes):
+    if classes is not None and len(classes) != len(labels):
+        raise InvalidInputError(f"{len(classes)} classes for {len(labels)} track labels")
     order = np.argsort(label_of_point, kind="stable")
     sorted_labels = label_of_point[order]
     out = []
-    for label in labels:
+    for k, label in enumerate(labels):
         lo, hi = np.searchsorted(sorted_labels, [label, label + 1])
-        out.append(_measure(label, points[order[lo:hi]], config))
+        class_id = classes[k] if classes is not None else None
+        out.append(_measure(label, points[order[lo:hi]], config, class_id))
     return out
 
 
@@ -276,8 +297,11 @@ def lift_from_depth(
     depth: np.ndarray,
     camera: PinholeCamera,
     config: LiftConfig,
+    classes: Sequence[str] | None = None,
 ) -> list[Measurement3D]:
     """One Measurement3D per entry of ``track_labels`` (values in ``labels``), in order.
+    ``classes`` (one per track label) picks the amodal box size from
+    ``config.object_sizes``; None: every track gets its visible-surface measurement.
 
     ``labels`` (H, W) integer: 0 background, each track's pixels its label.
     ``depth`` (h, w) uint16 or float32, registered to the colour camera (see
@@ -297,7 +321,9 @@ def lift_from_depth(
     z = metres[v, u].astype(np.float64)
     rx, ry = camera.rays(u.astype(np.float64), v.astype(np.float64))
     points = np.stack([rx * z, ry * z, z], axis=1)
-    return _group(eroded[v, u].astype(np.int64), points, [int(t) for t in track_labels], config)
+    return _group(
+        eroded[v, u].astype(np.int64), points, [int(t) for t in track_labels], config, classes
+    )
 
 
 def transform_points(points: np.ndarray, camera_from_sensor: np.ndarray) -> np.ndarray:
@@ -321,6 +347,7 @@ def lift_from_points(
     camera_from_sensor: np.ndarray,
     camera: PinholeCamera,
     config: LiftConfig,
+    classes: Sequence[str] | None = None,
 ) -> list[Measurement3D]:
     """As ``lift_from_depth``, from (N, 3) sensor-frame points and their transform.
 
@@ -350,7 +377,11 @@ def lift_from_points(
     point_labels = eroded[v, u].astype(np.int64)
     on_track = np.isin(point_labels, np.asarray(track_labels, dtype=np.int64))
     return _group(
-        point_labels[on_track], in_camera[on_track], [int(t) for t in track_labels], config
+        point_labels[on_track],
+        in_camera[on_track],
+        [int(t) for t in track_labels],
+        config,
+        classes,
     )
 
 

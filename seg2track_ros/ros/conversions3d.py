@@ -5,11 +5,12 @@ for diagnostics.)"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from geometry_msgs.msg import Point, Vector3
+from geometry_msgs.msg import Point, Quaternion, Vector3
 from seg2track_msgs.msg import Track3D, Track3DArray
 from vision_msgs.msg import BoundingBox3D, Detection3D, Detection3DArray, ObjectHypothesisWithPose
 from visualization_msgs.msg import Marker, MarkerArray
@@ -18,7 +19,8 @@ from seg2track_ros.engine.geometry3d import CameraModelError, PinholeCamera
 from seg2track_ros.ros.conversions import RejectedInput
 from seg2track_ros.visualize import track_colour
 
-# Orientation is not estimated: its variances in PoseWithCovariance say "unknown".
+# The orientation (a box fit's yaw, or none) has no uncertainty estimate: its variances
+# in PoseWithCovariance say "unknown".
 UNKNOWN_VARIANCE = 1e6
 DEPTH_ENCODINGS = {"16UC1": np.dtype("u2"), "mono16": np.dtype("u2"), "32FC1": np.dtype("f4")}
 # sensor_msgs/PointField datatypes that can hold coordinates.
@@ -142,12 +144,20 @@ class Track3DOutput:
     centre: np.ndarray  # filtered position (3,)
     velocity: np.ndarray  # (3,)
     covariance: np.ndarray  # 6x6 of (x, y, z, vx, vy, vz)
-    size: np.ndarray  # (3,) percentile extent of this frame's points
+    # (3,) this frame's box size: the whole object's (across, height, along) in the box's
+    # axes for classes with an object size, else the percentile extent of its points
+    size: np.ndarray
     valid_points: int
+    yaw: float = 0.0  # the box's turn about the camera's y axis (0: axes of the camera)
 
 
 def _point(v) -> Point:
     return Point(x=float(v[0]), y=float(v[1]), z=float(v[2]))
+
+
+def _yaw_quaternion(yaw: float) -> Quaternion:
+    """A turn by ``yaw`` about the optical frame's y axis (down)."""
+    return Quaternion(x=0.0, y=math.sin(yaw / 2), z=0.0, w=math.cos(yaw / 2))
 
 
 def _vector(v) -> Vector3:
@@ -163,8 +173,8 @@ def _pose_covariance(covariance: np.ndarray) -> list[float]:
 
 def tracks3d_to_detections_msg(outputs: Sequence[Track3DOutput], header) -> Detection3DArray:
     """vision_msgs/Detection3DArray: id = track id; bbox centre = filtered position,
-    size = extent; results[0] = class, score, position covariance (orientation
-    unknown: identity, variances UNKNOWN_VARIANCE)."""
+    orientation = the box's yaw about camera y, size = box size; results[0] = class,
+    score, position covariance (orientation variances UNKNOWN_VARIANCE)."""
     msg = Detection3DArray()
     msg.header = header
     for out in outputs:
@@ -173,7 +183,7 @@ def tracks3d_to_detections_msg(outputs: Sequence[Track3DOutput], header) -> Dete
         detection.id = str(out.track_id)
         box = BoundingBox3D()
         box.center.position = _point(out.centre)
-        box.center.orientation.w = 1.0
+        box.center.orientation = _yaw_quaternion(out.yaw)
         box.size = Vector3(x=float(out.size[0]), y=float(out.size[1]), z=float(out.size[2]))
         detection.bbox = box
         hypothesis = ObjectHypothesisWithPose()
@@ -195,6 +205,7 @@ def tracks3d_to_state_msg(outputs: Sequence[Track3DOutput], header) -> Track3DAr
         track.track_id = int(out.track_id)
         track.class_id = out.class_id
         track.position = _point(out.centre)
+        track.orientation = _yaw_quaternion(out.yaw)
         track.velocity = Vector3(
             x=float(out.velocity[0]), y=float(out.velocity[1]), z=float(out.velocity[2])
         )
@@ -227,7 +238,7 @@ def tracks3d_to_markers(
         box.type = Marker.CUBE
         box.action = Marker.ADD
         box.pose.position = _point(out.centre)
-        box.pose.orientation.w = 1.0
+        box.pose.orientation = _yaw_quaternion(out.yaw)
         box.scale = Vector3(x=float(size[0]), y=float(size[1]), z=float(size[2]))
         box.color.r, box.color.g, box.color.b, box.color.a = float(r), float(g), float(b), 0.5
         label = Marker()

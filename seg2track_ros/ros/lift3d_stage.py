@@ -165,13 +165,16 @@ class Lift3DStage:
         _, sensor_frame, data = paired
         labels = result.labels
         track_labels = [t.label for t in tracks]
+        classes = [t.class_id for t in tracks]
         try:
             if self.settings.source == "depth":
-                measurements = lift_from_depth(labels, track_labels, data, camera, self.lift_config)
+                measurements = lift_from_depth(
+                    labels, track_labels, data, camera, self.lift_config, classes
+                )
             else:
                 transform = self._transform(header.frame_id, sensor_frame, stamp_ns)
                 measurements = lift_from_points(
-                    labels, track_labels, data, transform, camera, self.lift_config
+                    labels, track_labels, data, transform, camera, self.lift_config, classes
                 )
         except InvalidInputError as error:
             self.filters.update(stamp_ns / 1e9, {}, active)
@@ -197,6 +200,7 @@ class Lift3DStage:
                 covariance=states[tid].covariance,
                 size=measurement.size,
                 valid_points=measurement.valid_points,
+                yaw=measurement.yaw,
             )
             for tid, (track, measurement) in sorted(valid.items())
         ]

@@ -155,6 +155,11 @@ LIFT3D_DESCRIPTIONS = {
     "static_transform": "camera-from-sensor transform of the cloud as 'x y z qx qy qz qw'"
     " (metres, quaternion: a point in the sensor frame maps into the image's optical frame);"
     " empty: tf2 looks it up (where tf2_ros is installed)",
+    "object_sizes": "classes whose whole 3-D box is estimated, with their typical size, as"
+    " 'class=LENGTHxWIDTHxHEIGHT' items in metres separated by commas: an upright box of"
+    " that size is fitted to the track's visible points (its heading by L-shape fitting)"
+    " and completed away from the sensor; its centre, size and yaw are published. Other"
+    " classes get the median and extent of their visible surface. Empty: none",
     "publish_markers": "also publish visualization_msgs/MarkerArray on 'markers' (a box and"
     " an id label per track) for RViz",
 }
