@@ -17,8 +17,18 @@ BACKGROUND_RANGE = 60.0  # a wall behind everything, metres along z
 
 @dataclass(frozen=True)
 class Box:
+    """An upright box: ``size`` (across, height, along) in its own axes, turned by
+    ``yaw`` about the camera's y axis (its along-axis is camera z turned towards x)."""
+
     centre: tuple[float, float, float]
     size: tuple[float, float, float]
+    yaw: float = 0.0
+
+    @property
+    def rotation(self) -> np.ndarray:
+        """Camera-from-box rotation: columns are the box's across, height, along axes."""
+        c, s = np.cos(self.yaw), np.sin(self.yaw)
+        return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
 
     @property
     def low(self) -> np.ndarray:
@@ -36,10 +46,15 @@ class Box:
 
 
 def ray_box(origin: np.ndarray, dirs: np.ndarray, box: Box) -> np.ndarray:
-    """Ray parameter of the first hit of each ray (N, 3) with the box, inf for a miss."""
+    """Ray parameter of the first hit of each ray (N, 3) with the box, inf for a miss
+    (slab method in the box's own axes)."""
+    rotation = box.rotation
+    origin = (np.asarray(origin, dtype=np.float64) - np.asarray(box.centre)) @ rotation
+    dirs = np.asarray(dirs, dtype=np.float64) @ rotation
+    half = np.asarray(box.size) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
-        t1 = (box.low - origin) / dirs
-        t2 = (box.high - origin) / dirs
+        t1 = (-half - origin) / dirs
+        t2 = (half - origin) / dirs
     t_near = np.nanmax(np.minimum(t1, t2), axis=1)
     t_far = np.nanmin(np.maximum(t1, t2), axis=1)
     hit = (t_near <= t_far) & (t_far > 0)

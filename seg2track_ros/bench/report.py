@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from seg2track_ros.bench.cameras import (
+    CAMERAS_GATHER_WINDOW_S,
     NODE_PER_CAMERA,
     ONE_NODE,
     CamerasResult,
@@ -395,9 +396,11 @@ def write_section(
             " torch's default thread count). The driver publishes one frame on every"
             " camera, then waits until every camera's `tracks` answered (lockstep), so"
             " both layouts track every frame. The driver publishes the cameras' frames one"
-            " after another and one node tracks, in one batched engine call, the frames"
-            " waiting when its worker starts a tick: the first camera's frame may be"
-            " tracked alone (as with cameras that are not triggered together). frames/s:"
+            " after another; the one node waits up to `camera_gather_window`"
+            f" ({CAMERAS_GATHER_WINDOW_S:g} s, as in config/kitti_stereo.yaml for replay) for"
+            " every camera's frame and tracks them in one batched engine call ('cameras per"
+            " engine call': its /diagnostics `cameras_per_tick`, the mean over its last 100"
+            " ticks). frames/s:"
             " all cameras' measured frames over"
             " the wall time of the measured ticks. 'Frames tracked': the node's own"
             " `frames_processed` in /diagnostics, warm-up included. RSS: VmRSS of each node"

@@ -39,6 +39,9 @@ YAW_STEPS = 90
 CLOSENESS_FLOOR_M = 0.01
 # Points used for the heading search at most (a strided subset beyond it).
 FIT_POINTS = 4000
+# Points farther from the median than this times the class's footprint diagonal (or
+# height, vertically) are not the object's.
+OUTLIER_REACH = 1.5
 # The footprint's edges span these percentiles of the points (robust to stray points).
 EDGE_PERCENTILES = (1.0, 99.0)
 
@@ -133,6 +136,16 @@ def amodal_box(points: np.ndarray, prior: ObjectSize) -> AmodalBox:
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
         raise ValueError(f"points must be (N, 3) with N > 0, got shape {points.shape}")
+    # Points that cannot be on the object: farther from the visible surface's median than
+    # the class's size allows (a LiDAR beside the camera sees past an object's edges,
+    # so background points land inside its mask; the median is unmoved by them).
+    centre = np.median(points, axis=0)
+    reach = OUTLIER_REACH * math.hypot(prior.length, prior.width)
+    near = (np.hypot(points[:, 0] - centre[0], points[:, 2] - centre[2]) <= reach) & (
+        np.abs(points[:, 1] - centre[1]) <= OUTLIER_REACH * prior.height
+    )
+    if near.any():
+        points = points[near]
     footprint = points[:, [0, 2]]
     yaw = _heading(footprint)
     across_axis = np.array([math.cos(yaw), -math.sin(yaw)])
