@@ -14,7 +14,10 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", sorted(glob("launch/*.launch.py"))),
-        (f"share/{PACKAGE}/config", sorted(glob("config/*.yaml") + glob("config/*.rviz"))),
+        (
+            f"share/{PACKAGE}/config",
+            sorted(glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml")),
+        ),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

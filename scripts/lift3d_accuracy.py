@@ -13,6 +13,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 
+import test_amodal3d as A
 import test_geometry3d as T
 from scenes3d import kitti_like_camera_from_sensor, render_depth, render_lidar
 
@@ -47,6 +48,8 @@ def main() -> None:
         T.lift_from_points(labels, [1, 2, 3], points, transform, T.CAMERA, config),
     )
 
+    _amodal(transform)
+
     rng = np.random.default_rng(4)
     stamps = np.cumsum(np.r_[100.0, 0.1 + rng.uniform(-0.02, 0.02, 24)])
     stamps = np.delete(stamps, [8, 15])
@@ -71,6 +74,36 @@ def main() -> None:
         f"points velocity after {len(stamps)} frames: {state.velocity.round(3)} vs {velocity}:"
         f" error {T.relative_error(state.velocity, velocity):.2%}"
     )
+
+
+def _amodal(transform: np.ndarray) -> None:
+    """Whole boxes (test_amodal3d's car- and pedestrian-sized scenes, same seeds): the
+    fitted box's centre against the box centre, beside the visible surface's median."""
+    for index, scene in enumerate(A.SCENES):
+        boxes = [box for _, box in scene]
+        classes = [name for name, _ in scene]
+        track_labels = list(range(1, len(scene) + 1))
+        depth, labels = render_depth(boxes)
+        labels = T.bleed_labels(labels, 2)
+        image = T.noisy_depth_mm(depth, np.random.default_rng(4))
+        config = T.LiftConfig(erosion=3, object_sizes=A.SIZES)
+        whole = T.lift_from_depth(labels, track_labels, image, T.CAMERA, config, classes)
+        visible = T.lift_from_depth(labels, track_labels, image, T.CAMERA, config)
+        points = render_lidar(boxes, transform, np.random.default_rng(5))
+        lidar_config = T.LiftConfig(erosion=3, min_valid_points=10, object_sizes=A.SIZES)
+        lidar = T.lift_from_points(
+            labels, track_labels, points, transform, T.CAMERA, lidar_config, classes
+        )
+        for (name, box), w, v, p in zip(scene, whole, visible, lidar, strict=True):
+            centre = np.asarray(box.centre)
+            print(
+                f"whole  scene {index} {name:10s} at {box.centre} yaw"
+                f" {np.degrees(box.yaw):4.0f}: error / range, box centre: depth (16UC1)"
+                f" {T.relative_error(w.centre, centre):.2%}, points"
+                f" {T.relative_error(p.centre, centre):.2%}; visible surface's median"
+                f" {T.relative_error(v.centre, centre):.2%}; yaw"
+                f" {np.degrees(w.yaw):4.0f} (depth) {np.degrees(p.yaw):4.0f} (points)"
+            )
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ class Lift3DRecorder:
                 self.calibration.camera_from_velodyne,
                 self.calibration.camera(width, height),
                 self.lift,
+                [t.class_id for t in tracks],
             )
             measurements = {t.track_id: m for t, m in zip(tracks, lifted, strict=True) if m.valid}
             states = self.filters.update(

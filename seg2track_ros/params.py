@@ -405,13 +405,14 @@ def _typed(name: str, value: Any, default: Any) -> Any:
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
-    """'name=value' from the command line, the value parsed as YAML (true, 0.5, [a, b])."""
+    """'name=value' from the command line, the value parsed as YAML (true, 0.5, [a, b]);
+    'name=' is the empty string (YAML would read null)."""
     import yaml
 
     name, sep, raw = text.partition("=")
     if not sep or not name:
         raise ParameterError(f"expected name=value, got {text!r}")
-    return name.strip(), yaml.safe_load(raw)
+    return name.strip(), "" if not raw.strip() else yaml.safe_load(raw)
 
 
 SHIPPED_CONFIG_PACKAGE = "seg2track_ros"

@@ -279,8 +279,8 @@ def in_process_node(context, namespace: str, params: dict):
 
 
 def _ros_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ",".join(f'"{v}"' for v in value) + "]"
-    return str(value)
+    """A parameter value for '-p name:=value' (YAML, as `seg2track replay` writes it: an
+    empty string is '', a list is [a, b])."""
+    from seg2track_ros.bags.replay import _ros_value as ros_value
+
+    return ros_value(value)

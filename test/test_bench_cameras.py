@@ -3,6 +3,8 @@ measured for real over DDS at quick sizes (structure and sanity, no timing claim
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from seg2track_ros.bench import cameras as cameras_bench
@@ -154,3 +156,37 @@ def test_without_speed_memory_and_latency_host_and_cameras_get_a_section_each(
     cams = text.split("<!-- bench:cpu-quick-tiny-64-cameras -->")[1].split("<!-- /bench")[0]
     assert "### Host overhead" in host and "Several cameras" not in host
     assert "### Several cameras" in cams and "Host overhead" not in cams
+
+
+def test_the_bench_exports_its_fast_dds_profile(monkeypatch):
+    """--dds-profile: the shipped large-message profile by default (a valid Fast DDS XML
+    file with shared-memory segments of 32 MiB), Fast DDS's own with 'default', and a
+    profile the user exported wins."""
+    import xml.etree.ElementTree as ET
+
+    from seg2track_ros.bench.command import (
+        DDS_PROFILE_VARIABLES,
+        LARGE_MESSAGES_PROFILE,
+        use_dds_profile,
+    )
+
+    for variable in DDS_PROFILE_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    assert use_dds_profile("default") == "Fast DDS's defaults"
+    assert not any(os.environ.get(v) for v in DDS_PROFILE_VARIABLES)
+    assert use_dds_profile(LARGE_MESSAGES_PROFILE) == f"`config/{LARGE_MESSAGES_PROFILE}`"
+    path = os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"]
+    assert os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] == path
+    ns = {"f": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
+    root = ET.parse(path).getroot()
+    assert root.find(".//f:transport_descriptor[f:type='SHM']/f:segment_size", ns).text == str(
+        32 * 2**20
+    )
+    participant = root.find("f:participant", ns)
+    assert participant.get("is_default_profile") == "true"
+    monkeypatch.setenv("FASTRTPS_DEFAULT_PROFILES_FILE", "/mine.xml")
+    assert use_dds_profile("default") == "/mine.xml (from FASTRTPS_DEFAULT_PROFILES_FILE)"
+    for variable in DDS_PROFILE_VARIABLES:
+        monkeypatch.delenv(variable)
+    with pytest.raises(SystemExit, match="no such file"):
+        use_dds_profile("/nonexistent.xml")

@@ -68,3 +68,11 @@ def test_run_applies_a_flat_file(tmp_path, capsys):
     args = ["run", "--detections", str(detections), "--det-format", "kitti"]
     assert main([*args, "--results", str(tmp_path / "r.txt"), "--params", str(path)]) == 1
     assert "image_size" in capsys.readouterr().err
+
+
+def test_an_empty_set_value_is_the_empty_string():
+    from seg2track_ros.params import parse_assignment
+
+    assert parse_assignment("lift3d.object_sizes=") == ("lift3d.object_sizes", "")
+    assert parse_assignment("class_map= ") == ("class_map", "")
+    assert parse_assignment("image_size=256") == ("image_size", 256)

@@ -30,6 +30,9 @@ BASE = {
     "lift3d.enabled": True,
     "lift3d.erosion": 2,
     "lift3d.min_valid_points": 5,
+    # the visible surface (each box is a flat face in depth); the whole-box estimate of
+    # classes with a size: test_classes_with_a_size_get_the_whole_box
+    "lift3d.object_sizes": "",
 }
 
 
@@ -251,6 +254,31 @@ def test_depth_gives_tracks_3d_state_and_markers_and_bad_depth_is_counted(make_n
     assert len(by_stamp[1006].detections) == len(by_stamp[1008].detections) == 2
     assert node.state() == "active" and node.process.poll() is None
     assert "too few valid 3-D points" in node.output()
+
+
+def test_classes_with_a_size_get_the_whole_box(make_node):
+    """Default lift3d.object_sizes (car 3.9 x 1.6 x 1.5 m): each 'car' is a flat face in
+    depth, seen from behind, so its box reaches 3.9 m behind the face: centre half a car
+    length behind it, turned by no yaw, in tracks_3d, tracks_3d_state and markers."""
+    params = {k: v for k, v in BASE.items() if k != "lift3d.object_sizes"}
+    n = make_node({**params, "lift3d.source": "depth"}, "lift_amodal_node")
+    node = n.node
+    n.wait_inputs("depth")
+    for frame in range(2):
+        n.frame(frame, info=camera_info, depth=lambda h, f=frame: depth_msg(h, depth_metres(f)))
+    assert node.spin_until(lambda: len(node.received["tracks_3d"]) == 2, 20), node.output()
+    assert node.spin_until(lambda: len(node.received["tracks_3d_state"]) == 2, 10)
+    detections = _by_id(node.received["tracks_3d"][-1])
+    states = {t.track_id: t for t in node.received["tracks_3d_state"][-1].tracks}
+    for k, track_id in enumerate((1, 2)):
+        box = detections[track_id].bbox
+        assert abs(box.center.position.z - (BOX_DEPTHS[k] + 3.9 / 2)) < 0.2, box.center
+        assert abs(box.size.z - 3.9) < 0.05 and box.size.y >= 1.5, box.size
+        assert abs(box.center.orientation.w - 1.0) < 1e-6  # yaw 0: a face across the view
+        assert states[track_id].orientation == box.center.orientation
+        assert abs(states[track_id].size.z - 3.9) < 0.05
+    cubes = [m for m in node.received["markers"][-1].markers if m.type == Marker.CUBE]
+    assert sorted(round(m.scale.z, 2) for m in cubes) == [3.9, 3.9]
 
 
 def test_one_named_camera_lifts_on_its_own_topics(make_node):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import tempfile
@@ -110,10 +111,51 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         type=positive_int,
         help="several cameras: measured frames per camera (quick: 3, full: 30)",
     )
+    parser.add_argument(
+        "--dds-profile",
+        default=LARGE_MESSAGES_PROFILE,
+        help="Fast DDS XML profile for every process of the run (nodes and driver):"
+        f" {LARGE_MESSAGES_PROFILE} (default: config/{LARGE_MESSAGES_PROFILE}, shared-memory"
+        " segments for whole images), 'default' (Fast DDS's own), or a file; an"
+        " FASTRTPS_DEFAULT_PROFILES_FILE already set wins",
+    )
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
     parser.add_argument("--plots", type=Path, default=Path("benchmarks"))
     parser.set_defaults(handler=run)
     return parser
+
+
+LARGE_MESSAGES_PROFILE = "fastdds_large_messages.xml"
+DDS_PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+
+
+def use_dds_profile(choice: str) -> str:
+    """Export the Fast DDS profile for this process and the nodes it starts (before any
+    DDS participant exists: Fast DDS reads it once); returns what the run used, for the
+    report."""
+    for variable in DDS_PROFILE_VARIABLES:
+        if os.environ.get(variable):
+            return f"{os.environ[variable]} (from {variable})"
+    if choice == "default":
+        return "Fast DDS's defaults"
+    path = Path(choice)
+    if choice == LARGE_MESSAGES_PROFILE and not path.is_file():
+        path = shipped_config(LARGE_MESSAGES_PROFILE)
+    if not path.is_file():
+        raise SystemExit(f"seg2track bench: --dds-profile {choice}: no such file")
+    for variable in DDS_PROFILE_VARIABLES:
+        os.environ[variable] = str(path.resolve())
+    return f"`config/{path.name}`" if path.name == LARGE_MESSAGES_PROFILE else str(path)
+
+
+def shipped_config(name: str) -> Path:
+    """A file of the package's config folder: the installed share, else the source tree."""
+    from seg2track_ros.params import _shipped_config_dir
+
+    for folder in (_shipped_config_dir(), Path(__file__).resolve().parents[2] / "config"):
+        if folder is not None and (folder / name).is_file():
+            return folder / name
+    return Path(name)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
     device = str(resolve_device(args.device))
     command = "seg2track " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
+    dds_profile = use_dds_profile(args.dds_profile)
     with tempfile.TemporaryDirectory(prefix="seg2track_bench_") as work:
         for model in args.models:
             for compiled in compiles:
@@ -138,7 +181,9 @@ def run(args: argparse.Namespace) -> int:
                 # each get a section of their own (key ...-host, ...-cameras), so such a
                 # run never replaces a full run's section.
                 standalone = {"speed", "memory", "latency"} <= set(args.skip)
-                info = RunInfo(command, args.mode, model, args.image_size, device, compiled)
+                info = RunInfo(
+                    command, args.mode, model, args.image_size, device, compiled, None, dds_profile
+                )
                 if "speed" not in args.skip:
                     print(f"[{info.key}] speed vs objects {objects}")
                 speed = (

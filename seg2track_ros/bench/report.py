@@ -40,6 +40,8 @@ class RunInfo:
     # "cameras") gets its own section (key ...-host, ...-cameras), so it never replaces
     # a full run's speed, memory and latency tables.
     only: str | None = None
+    # the Fast DDS profile of the run's processes (bench command --dds-profile)
+    dds_profile: str | None = None
 
     @property
     def host_only(self) -> bool:
@@ -283,6 +285,10 @@ def plot_memory(results: list[MemoryResult], path: Path, title: str) -> None:
     _line_plot(path, title, lengths, series, "frames tracked (5 objects)", "memory held (MiB)")
 
 
+def _dds(info: RunInfo) -> str:
+    return f" (profile: {info.dds_profile})" if info.dds_profile else ""
+
+
 def write_section(
     benchmarks_md: Path,
     info: RunInfo,
@@ -376,7 +382,8 @@ def write_section(
         parts += [
             "### End-to-end latency through ROS 2 (image published -> `tracks` received)",
             "",
-            "tracker_node as a subprocess, Fast DDS on loopback, KITTI-sized rgb8 images.",
+            "tracker_node as a subprocess, Fast DDS on loopback"
+            f"{_dds(info)}, KITTI-sized rgb8 images.",
             "",
             latency_table(latency),
             "",
@@ -390,7 +397,8 @@ def write_section(
             f" after {first.warmup} warm-up; {first.frame_size[1]}x{first.frame_size[0]}"
             " random rgb8 frames, the same on every camera. The installed tracker_node"
             " (lockstep mode,"
-            " `cameras` parameter) as a subprocess, Fast DDS on loopback. One node: one"
+            f" `cameras` parameter) as a subprocess, Fast DDS on loopback{_dds(info)}. One"
+            " node: one"
             " process, one model, `cameras: [cam0, ...]`. One node per camera: N processes"
             " with the same parameters, `cameras: [camI]` each, run side by side (each with"
             " torch's default thread count). The driver publishes one frame on every"
