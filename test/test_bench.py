@@ -22,6 +22,8 @@ def test_quick_bench_writes_its_section_and_plots(tmp_path):
         str(out),
         "--plots",
         str(plots),
+        "--dds-profile",  # Fast DDS's own: this process's later tests see no profile
+        "default",
     ]
     # The several-cameras section has its own test (test_bench_cameras.py).
     assert main([*args, "--skip", "cameras"]) == 0

@@ -127,6 +127,7 @@ def test_bench_command_runs_the_cameras_section_alone_in_its_own_section(
     full = "<!-- bench:cpu-quick-tiny-64 -->\n## a full run\n<!-- /bench:cpu-quick-tiny-64 -->\n"
     out.write_text("# Benchmarks\n\n" + full)
     args = ["bench", "--device", "cpu", "--image-size", "64", "--out", str(out)]
+    args += ["--dds-profile", "default"]  # this process's later tests see no profile
     args += ["--plots", str(tmp_path / "plots"), "--skip", "speed", "memory", "latency", "host"]
     assert main([*args, "--camera-counts", "1", "2", "--camera-objects", "3"]) == 0
     assert calls == [([1, 2], 3, 3, 1, "tiny", 64, "cpu")]  # quick: 3 frames, 1 warm-up
@@ -148,6 +149,7 @@ def test_without_speed_memory_and_latency_host_and_cameras_get_a_section_each(
     monkeypatch.setattr(cameras_bench, "measure_cameras_comparison", lambda *a, **k: measured)
     out = tmp_path / "BENCHMARKS.md"
     args = ["bench", "--device", "cpu", "--image-size", "64", "--out", str(out)]
+    args += ["--dds-profile", "default"]  # this process's later tests see no profile
     assert (
         main([*args, "--plots", str(tmp_path / "p"), "--skip", "speed", "memory", "latency"]) == 0
     )
