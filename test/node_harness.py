@@ -84,6 +84,10 @@ def scene_boxes(frame: int) -> list[tuple[float, float, float, float]]:
     return [(x, 20, x + 20, 45), (60 - frame, 40, 80 - frame, 65)]
 
 
+# Seconds given to DDS discovery after the node's inputs are matched (wait_active).
+DISCOVERY_SETTLE_S = 0.5
+
+
 class NodeUnderTest:
     """tracker_node in a subprocess plus a client node with every input and output."""
 
@@ -165,6 +169,10 @@ class NodeUnderTest:
             ),
             timeout,
         ), f"tracker_node never subscribed:\n{self.output()}"
+        # Our publishers see the node's subscriptions, but DDS discovery is one-sided:
+        # the node's readers may not have matched our writers yet, and what we send
+        # before they do is lost. Let discovery settle before the first frame.
+        self.spin_until(lambda: False, DISCOVERY_SETTLE_S)
 
     def send(self, frame: int, stamp_s: int | None = None, boxes=None, **det_kwargs) -> Image:
         image = image_msg(scene(frame), stamp_s if stamp_s is not None else 1000 + frame)
