@@ -4,6 +4,7 @@ measured for real over DDS at quick sizes (structure and sanity, no timing claim
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -192,3 +193,7 @@ def test_the_bench_exports_its_fast_dds_profile(monkeypatch):
         monkeypatch.delenv(variable)
     with pytest.raises(SystemExit, match="no such file"):
         use_dds_profile("/nonexistent.xml")
+    # no room in /dev/shm for the shipped profile: Fast DDS's defaults, nothing exported
+    used = use_dds_profile(LARGE_MESSAGES_PROFILE, shm=Path("/nonexistent-shm"))
+    assert used.startswith("Fast DDS's defaults (/nonexistent-shm too small")
+    assert not any(os.environ.get(v) for v in DDS_PROFILE_VARIABLES)

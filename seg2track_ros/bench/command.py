@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 from dataclasses import replace
@@ -129,10 +130,17 @@ LARGE_MESSAGES_PROFILE = "fastdds_large_messages.xml"
 DDS_PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
 
 
-def use_dds_profile(choice: str) -> str:
+# The shipped profile maps this much /dev/shm per process (32 MiB segments): with less
+# free than for about 8 processes, the run keeps Fast DDS's defaults.
+SHM_NEEDED_BYTES = 8 * 32 * 2**20
+
+
+def use_dds_profile(choice: str, shm: Path = Path("/dev/shm")) -> str:
     """Export the Fast DDS profile for this process and the nodes it starts (before any
     DDS participant exists: Fast DDS reads it once); returns what the run used, for the
-    report."""
+    report. The shipped profile falls back to Fast DDS's defaults, with a warning, where
+    it is not installed or /dev/shm is too small for it; a file named on the command
+    line must exist."""
     for variable in DDS_PROFILE_VARIABLES:
         if os.environ.get(variable):
             return f"{os.environ[variable]} (from {variable})"
@@ -141,6 +149,16 @@ def use_dds_profile(choice: str) -> str:
     path = Path(choice)
     if choice == LARGE_MESSAGES_PROFILE and not path.is_file():
         path = shipped_config(LARGE_MESSAGES_PROFILE)
+        if not path.is_file():
+            print(f"warning: {LARGE_MESSAGES_PROFILE} not found: Fast DDS's defaults")
+            return "Fast DDS's defaults (the shipped profile was not found)"
+        free = shutil.disk_usage(shm).free if shm.is_dir() else 0
+        if free < SHM_NEEDED_BYTES:
+            print(
+                f"warning: {shm} has {free / 2**20:.0f} MiB free, {LARGE_MESSAGES_PROFILE}"
+                f" wants {SHM_NEEDED_BYTES / 2**20:.0f}: Fast DDS's defaults"
+            )
+            return f"Fast DDS's defaults ({shm} too small for {LARGE_MESSAGES_PROFILE})"
     if not path.is_file():
         raise SystemExit(f"seg2track bench: --dds-profile {choice}: no such file")
     for variable in DDS_PROFILE_VARIABLES:
