@@ -20,6 +20,8 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
+# parameters as `seg2track replay` passes them: YAML ('' for an empty string, [a, b])
+from seg2track_ros.bags.replay import _ros_value
 from seg2track_ros.executables import find_executable
 
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -284,11 +286,3 @@ def in_process_node(context, namespace: str, params: dict):
         Parameter(name, value=value) for name, value in {**params, "autostart": False}.items()
     ]
     return TrackerNode(context=context, namespace=namespace, parameter_overrides=overrides)
-
-
-def _ros_value(value) -> str:
-    """A parameter value for '-p name:=value' (YAML, as `seg2track replay` writes it: an
-    empty string is '', a list is [a, b])."""
-    from seg2track_ros.bags.replay import _ros_value as ros_value
-
-    return ros_value(value)

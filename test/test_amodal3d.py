@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 from scenes3d import CAMERA, Box, kitti_like_camera_from_sensor, render_depth, render_lidar
-from test_geometry3d import bleed_labels, noisy_depth_mm, relative_error
+from test_geometry3d import bleed_labels, noisy_depth, relative_error
 
 from seg2track_ros.engine.amodal3d import (
     ObjectSize,
@@ -68,10 +68,7 @@ def test_depth_boxes_are_completed_to_their_centre(encoding, scene):
     boxes = [box for _, box in SCENE]
     depth, labels = render_depth(boxes)
     labels = bleed_labels(labels, 2)
-    if encoding == "16UC1":
-        image = noisy_depth_mm(depth, rng)
-    else:
-        image = (depth * (1 + rng.normal(0, 0.005, depth.shape))).astype(np.float32)
+    image = noisy_depth(depth, encoding, rng)
     config = LiftConfig(erosion=3, object_sizes=SIZES)
     track_labels = list(range(1, len(SCENE) + 1))
     classes = [name for name, _ in SCENE]

@@ -132,8 +132,11 @@ class Node3D:
 
         publisher = self.depth if source == "depth" else self.points
         header = image_msg(scene(0), 1).header
-        priming = depth_msg(header, depth_metres(0)) if source == "depth" else None
-        priming = priming or cloud_msg(header, box_points(0))
+        priming = (
+            depth_msg(header, depth_metres(0))
+            if source == "depth"
+            else cloud_msg(header, box_points(0))
+        )
         assert self.node.spin_until(
             lambda: (
                 publisher.get_subscription_count() > 0
